@@ -1,0 +1,231 @@
+"""Core types: `Tool`, `ToolCall`, `ToolResult`, `Trajectory`, and the `RolloutPolicy` and `Reward` protocols.
+
+Everything here is plain pydantic and standard library: importing it never imports torch, vllm or docker.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ToolStatus = Literal["ok", "error", "timeout", "memory", "killed", "sandbox_error"]
+"""Outcome of one tool call: ran fine, raised, hit the wall-clock limit, hit the memory limit,
+was killed by another limit (processes, CPU, signal), or the sandbox itself failed."""
+
+FinishReason = Literal["stop", "length", "max_turns", "error"]
+"""Why a rollout ended: the model finished, the token budget ran out, the turn budget ran out,
+or something failed (see `Trajectory.error`)."""
+
+Message = dict[str, Any]
+Prompt = str | list[Message]
+"""A raw-text prompt (used as is) or a list of chat messages (rendered by the chat template)."""
+
+
+class ToolCall(BaseModel):
+    """One request to a tool: the code (or query text) the model wrote, and optional structured arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    name: str = "python"
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    session: str | None = None
+    """Session id for stateful tools (cells of one trajectory share state); None = stateless."""
+
+
+class ToolResult(BaseModel):
+    """What a tool call gave back. `output` is what a person would see (stdout, or the traceback on error)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output: str = ""
+    status: ToolStatus = "ok"
+    truncated: bool = False
+    """True when the output was cut at the output-size limit."""
+    error: str | None = None
+    """A short reason when `status` is not "ok" (e.g. "NameError: name 'a' is not defined")."""
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @classmethod
+    def failure(cls, status: ToolStatus, error: str, output: str = "", duration_s: float = 0.0) -> ToolResult:
+        return cls(output=output, status=status, error=error, duration_s=duration_s)
+
+
+class Tool(ABC):
+    """Base class for tools. Subclass it, set `name`, implement `run`.
+
+    A tool is an async context manager: `async with MyTool() as tool: await tool.run(ToolCall(code=...))`.
+    `run` must not raise for bad input; it returns a `ToolResult` whose `status` says what went wrong.
+    """
+
+    name: str = "tool"
+
+    async def start(self) -> None:
+        """Acquire resources (processes, containers, connections). Called once by `__aenter__`."""
+
+    async def close(self) -> None:
+        """Release every resource. Safe to call twice."""
+
+    @abstractmethod
+    async def run(self, call: ToolCall) -> ToolResult:
+        """Run one call and return its result; never raise for a failure of the call itself."""
+
+    async def open_session(self) -> str | None:
+        """Start a stateful session and return its id; stateless tools return None."""
+        return None
+
+    async def close_session(self, session: str | None) -> None:
+        """Release a session opened by `open_session`."""
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Segment(BaseModel):
+    """A run of completion tokens of one origin: the model's own text, or tool output inserted by the environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["model", "tool"]
+    text: str
+    start: int
+    """Token span in `Trajectory.completion_ids`: [start, end)."""
+    end: int
+
+
+class ToolCallRecord(BaseModel):
+    """A tool call made during a rollout, with its result and where it sits in the completion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call: ToolCall
+    result: ToolResult
+    turn: int
+    """Index of the model turn that wrote the call (0-based)."""
+    output_segment: int | None = None
+    """Index in `Trajectory.segments` of the tool segment that rendered the result (None if not rendered)."""
+
+
+class Trajectory(BaseModel):
+    """The token-exact record of one rollout.
+
+    `completion_ids` holds model tokens and tool-output tokens interleaved exactly as the model saw them;
+    `logprobs` and `env_mask` have the same length (env tokens: logprob 0.0, mask 0).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Prompt = ""
+    prompt_ids: list[int]
+    completion_ids: list[int] = Field(default_factory=list)
+    logprobs: list[float] = Field(default_factory=list)
+    env_mask: list[int] = Field(default_factory=list)
+    segments: list[Segment] = Field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    num_turns: int = 0
+    finish_reason: FinishReason = "stop"
+    error: str | None = None
+    reward: float | None = None
+    reward_breakdown: dict[str, float | None] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free-form: prompt index, sample index, seed, reference answer, timings."""
+
+    @model_validator(mode="after")
+    def _check_alignment(self) -> Trajectory:
+        n = len(self.completion_ids)
+        if len(self.logprobs) != n or len(self.env_mask) != n:
+            raise ValueError(
+                f"completion_ids ({n}), logprobs ({len(self.logprobs)}) and env_mask "
+                f"({len(self.env_mask)}) must have the same length"
+            )
+        for seg in self.segments:
+            if not 0 <= seg.start <= seg.end <= n:
+                raise ValueError(f"segment span [{seg.start}, {seg.end}) outside completion of {n} tokens")
+        return self
+
+    @property
+    def num_tool_calls(self) -> int:
+        return len(self.tool_calls)
+
+    @property
+    def completion_text(self) -> str:
+        """The rendered transcript: model text and tool output, in order."""
+        return "".join(s.text for s in self.segments)
+
+    @property
+    def model_text(self) -> str:
+        """Only what the model wrote (tool output left out): where the final answer is looked for."""
+        return "".join(s.text for s in self.segments if s.kind == "model")
+
+    @property
+    def num_model_tokens(self) -> int:
+        return sum(self.env_mask)
+
+    @property
+    def tool_failed(self) -> bool:
+        """True when at least one tool call did not succeed."""
+        return any(not r.result.ok for r in self.tool_calls)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, line: str | bytes) -> Trajectory:
+        return cls.model_validate_json(line)
+
+
+def save_jsonl(trajectories: Iterable[Trajectory], path: str | Path, append: bool = False) -> None:
+    """Write trajectories as JSON Lines (one per line)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("a" if append else "w", encoding="utf-8") as f:
+        for t in trajectories:
+            f.write(t.to_json())
+            f.write("\n")
+
+
+def load_jsonl(path: str | Path) -> list[Trajectory]:
+    """Read trajectories written by `save_jsonl`."""
+    with Path(path).open(encoding="utf-8") as f:
+        return [Trajectory.from_json(line) for line in f if line.strip()]
+
+
+@runtime_checkable
+class RolloutPolicy(Protocol):
+    """Turns prompts into trajectories: `n` samples per prompt, returned prompt-major
+    (all samples of prompt 0, then prompt 1, ...). Never raises for one bad sample: it returns a
+    trajectory with `finish_reason="error"`."""
+
+    async def generate(self, prompts: Sequence[Prompt], n: int = 1, **sampling: Any) -> list[Trajectory]: ...
+
+
+class RewardOutput(BaseModel):
+    """A score (None = could not be scored) and its named parts for logging."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: float | None
+    breakdown: dict[str, float | None] = Field(default_factory=dict)
+    reason: str | None = None
+
+
+@runtime_checkable
+class Reward(Protocol):
+    """Scores a finished trajectory against a reference answer."""
+
+    name: str
+
+    def score(self, trajectory: Trajectory, answer: str) -> RewardOutput: ...
+
