@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import random
 import shutil
@@ -140,14 +141,26 @@ def build_tiny_model(
     vLLM's CPU attention). It is cached: an existing complete build at `path` is reused. Returns the path.
     """
     out = Path(path)
+    texts = list(corpus) if corpus is not None else _synthetic_corpus(seed=seed)
+    key = fingerprint(texts, vocab_size, hidden_size, num_layers, num_heads, num_kv_heads, max_positions, seed)
     with locked(out):
-        if (out / ".torl-complete").exists() and not overwrite:
+        if is_built(out, key) and not overwrite:
             return str(out)
-        _build(out, vocab_size, hidden_size, num_layers, num_heads, num_kv_heads, max_positions, corpus, seed)
+        _build(out, vocab_size, hidden_size, num_layers, num_heads, num_kv_heads, max_positions, texts, seed, key)
     return str(out)
 
 
-def _build(out: Path, vocab_size, hidden_size, num_layers, num_heads, num_kv_heads, max_positions, corpus, seed) -> None:
+def fingerprint(*parts: object) -> str:
+    """A short hash of everything a cached build depends on (so a changed recipe rebuilds)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def is_built(path: Path, key: str) -> bool:
+    marker = path / ".torl-complete"
+    return marker.exists() and marker.read_text().strip() == key
+
+
+def _build(out: Path, vocab_size, hidden_size, num_layers, num_heads, num_kv_heads, max_positions, texts, seed, key) -> None:
     import torch
     from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -156,7 +169,7 @@ def _build(out: Path, vocab_size, hidden_size, num_layers, num_heads, num_kv_hea
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
 
-    tokenizer = train_tokenizer(corpus if corpus is not None else _synthetic_corpus(seed=seed), vocab_size)
+    tokenizer = train_tokenizer(texts, vocab_size)
     n_vocab = (len(tokenizer) + 63) // 64 * 64
     eos_id = tokenizer.convert_tokens_to_ids(EOS)
     config = Qwen2Config(
@@ -187,5 +200,5 @@ def _build(out: Path, vocab_size, hidden_size, num_layers, num_heads, num_kv_hea
     probe = "A conversation: ```python\nprint(12 * 34)\n```\n```output\n408\n``` \\boxed{408}"
     if reloaded(probe)["input_ids"] != tokenizer(probe)["input_ids"]:
         raise RuntimeError("reloaded tokenizer disagrees with the trained one; check the pre-tokenizer")
-    (tmp / ".torl-complete").write_text("ok\n")
+    (tmp / ".torl-complete").write_text(key + "\n")
     tmp.rename(out)
