@@ -1,0 +1,430 @@
+"""Run an evaluation: sample k solutions per problem with a rollout engine, score them, save as they finish.
+
+Finished problems are appended to a JSON Lines file (all k samples in one write); a rerun with the same
+file and settings skips them, so a crash loses at most the problems that were in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from torl.core import Prompt, RolloutPolicy, Trajectory
+from torl.eval.data import Problem
+from torl.eval.metrics import summarize
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+class EvalError(RuntimeError):
+    """An evaluation cannot go on (settings differ from a results file's, a file is corrupt, the engine failed)."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What was sampled and how; a results file can only be resumed with the same settings.
+
+    `temperature=None` means ToRL's defaults: greedy (0.0) when `k == 1`, else 1.0.
+    `max_new_tokens`, `max_tool_calls` and `tir_format` describe the engine (they are recorded and
+    checked on resume; the engine itself is built with them by the caller).
+    """
+
+    k: int = 1
+    temperature: float | None = None
+    top_p: float = 1.0
+    max_new_tokens: int | None = None
+    max_tool_calls: int | None = None
+    tir_format: str = "torl"
+    answer_format: str = "boxed"
+    model: str = ""
+    seed: int | None = None
+    """Base sampling seed (problem i, sample j uses seed + i * k + j); None: fresh seeds."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be at least 1, got {self.k}")
+        if self.temperature is not None and self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_tool_calls is not None and self.max_tool_calls < 0:
+            raise ValueError(f"max_tool_calls must be >= 0, got {self.max_tool_calls}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    @property
+    def sampling_temperature(self) -> float:
+        if self.temperature is not None:
+            return self.temperature
+        return 0.0 if self.k == 1 else 1.0
+
+    def sampling(self, index: int = 0) -> dict[str, Any]:
+        """Keyword arguments for `RolloutPolicy.generate` (besides `n`) for the problem at `index`."""
+        out: dict[str, Any] = {"temperature": self.sampling_temperature}
+        if self.top_p != 1.0:
+            out["top_p"] = self.top_p
+        if self.seed is not None:
+            out["seed"] = self.seed + index * self.k
+        return out
+
+    def fingerprint(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["temperature"] = self.sampling_temperature
+        return d
+
+
+@dataclass
+class EvalResult:
+    """Scored trajectories of the problems asked for (saved ones included) and their summary."""
+
+    trajectories: list[Trajectory]
+    summary: dict[str, Any]
+    settings: EvalSettings
+    generated: int = 0
+    """How many problems were generated in this run (the others came from the results file)."""
+    output: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def score_trajectory(t: Trajectory, reference: str, answer_format: str = "boxed") -> None:
+    """Set `metadata["pred"]` (the extracted answer or None), `metadata["correct"]` and `reward` (1.0 / 0.0)."""
+    from torl.rewards import extract_answer, math_equal
+
+    pred = extract_answer(t.model_text, answer_format) if t.finish_reason != "error" else None
+    correct = pred is not None and math_equal(pred, reference)
+    t.metadata.update(pred=pred, correct=correct)
+    t.reward = 1.0 if correct else 0.0
+    t.reward_breakdown = {**t.reward_breakdown, "correct": t.reward}
+
+
+def _key(t: Trajectory) -> Key:
+    return str(t.metadata.get("benchmark")), str(t.metadata.get("problem_id"))
+
+
+class ResultsFile:
+    """The JSON Lines file of finished problems: each line a scored `Trajectory` whose metadata holds
+    `benchmark`, `problem_id`, `sample`, `answer`, `pred`, `correct` and `eval_settings`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def load(self, settings: EvalSettings, retry_errors: bool = False) -> dict[Key, list[Trajectory]]:
+        """Finished problems, keyed by (benchmark, problem id).
+
+        A torn last line (a crash during a write) and incomplete problems are dropped and the file is
+        rewritten without them; with `retry_errors`, problems with a failed rollout are dropped too.
+
+        Raises:
+            EvalError: a line in the middle is corrupt, or the file was made with other settings.
+        """
+        if not self.path.exists():
+            return {}
+        raw = self.path.read_bytes()
+        lines = raw.split(b"\n")
+        dirty = False
+        if lines and lines[-1].strip():  # no final newline: a write was cut short
+            logger.warning("%s: dropping a torn last line (an interrupted write)", self.path)
+            lines, dirty = lines[:-1], True
+        groups: dict[Key, list[Trajectory]] = defaultdict(list)
+        want = settings.fingerprint()
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                t = Trajectory.from_json(line)
+            except ValidationError as e:
+                raise EvalError(f"{self.path}:{n}: not a trajectory ({e.errors()[0]['msg']})") from None
+            have = t.metadata.get("eval_settings")
+            if have != want:
+                diff = ", ".join(
+                    f"{k}={(have or {}).get(k)!r} (now {v!r})"
+                    for k, v in want.items()
+                    if (have or {}).get(k) != v
+                )
+                raise EvalError(
+                    f"{self.path} holds results made with other settings: {diff}. "
+                    "Use another output folder, or --overwrite to start over."
+                )
+            groups[_key(t)].append(t)
+        done: dict[Key, list[Trajectory]] = {}
+        for key, ts in groups.items():
+            ts.sort(key=lambda t: t.metadata.get("sample", 0))
+            if [t.metadata.get("sample") for t in ts] != list(range(settings.k)):
+                dirty = True
+                continue
+            if retry_errors and any(t.finish_reason == "error" for t in ts):
+                dirty = True
+                continue
+            done[key] = ts
+        if dirty:
+            self._rewrite([t for ts in done.values() for t in ts])
+        return done
+
+    def _rewrite(self, trajectories: Sequence[Trajectory]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            f.writelines(t.to_json() + "\n" for t in trajectories)
+        os.replace(tmp, self.path)
+
+    def append(self, trajectories: Sequence[Trajectory]) -> None:
+        """Append the samples of one problem in a single write, flushed to disk."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(t.to_json() + "\n" for t in trajectories)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def check_against(done: dict[Key, list[Trajectory]], problems: Sequence[Problem]) -> None:
+    """Raise `EvalError` if a saved problem's reference answer differs from the data's (stale results)."""
+    for p in problems:
+        ts = done.get((p.benchmark, p.id))
+        if ts and ts[0].metadata.get("answer") != p.answer:
+            raise EvalError(
+                f"saved results for {p.benchmark}/{p.id} have reference answer "
+                f"{ts[0].metadata.get('answer')!r} but the data says {p.answer!r}; use another output folder"
+            )
+
+
+def default_prompt(problem: str) -> Prompt:
+    """ToRL's base-model prompt (`torl.rollout.torl_prompt`)."""
+    from torl.rollout import torl_prompt
+
+    return torl_prompt(problem)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, initial=initial, desc="eval", unit="problem", disable=not enabled, dynamic_ncols=True
+    )
+
+
+async def evaluate(
+    policy: RolloutPolicy,
+    problems: Sequence[Problem],
+    settings: EvalSettings | None = None,
+    *,
+    output: str | Path | None = None,
+    prompt_fn: Callable[[str], Prompt] | None = None,
+    concurrency: int = 32,
+    progress: bool = True,
+    retry_errors: bool = False,
+) -> EvalResult:
+    """Sample `settings.k` solutions per problem with `policy`, score them, and summarize.
+
+    Args:
+        policy: the rollout engine (e.g. `TIRRollout.from_vllm(...)`), the same one training uses.
+        problems: from `load_problems` (several benchmarks may be mixed).
+        settings: sampling settings (default: greedy, k=1).
+        output: JSON Lines file of finished problems; problems already in it are skipped.
+        prompt_fn: problem text -> prompt (default: ToRL's base-model template).
+        concurrency: problems in flight at once (each asks for k samples).
+        progress: show a progress bar.
+        retry_errors: redo saved problems whose rollouts failed.
+
+    Raises:
+        EvalError: the results file conflicts with these settings or data, or generation failed
+            (problems finished before the failure stay saved).
+    """
+    settings = settings or EvalSettings()
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    keys = [(p.benchmark, p.id) for p in problems]
+    if len(set(keys)) != len(keys):
+        raise ValueError("problems must have unique (benchmark, id) pairs")
+    store = ResultsFile(output) if output is not None else None
+    done = store.load(settings, retry_errors) if store else {}
+    check_against(done, problems)
+    todo = [p for p in problems if (p.benchmark, p.id) not in done]
+    prompt_fn = prompt_fn or default_prompt
+    sem = asyncio.Semaphore(concurrency)
+    results: dict[Key, list[Trajectory]] = {k: done[k] for k in keys if k in done}
+
+    index = {k: i for i, k in enumerate(keys)}
+
+    async def one(p: Problem) -> tuple[Problem, list[Trajectory]]:
+        sampling = settings.sampling(index[(p.benchmark, p.id)])
+        async with sem:
+            trajs = await policy.generate([prompt_fn(p.problem)], n=settings.k, **sampling)
+        if len(trajs) != settings.k:
+            raise EvalError(
+                f"the engine returned {len(trajs)} samples for {p.benchmark}/{p.id}, expected {settings.k}"
+            )
+        return p, trajs
+
+    def finish(p: Problem, trajs: list[Trajectory]) -> None:
+        for i, t in enumerate(trajs):
+            t.metadata.update(
+                benchmark=p.benchmark,
+                problem_id=p.id,
+                sample=i,
+                answer=p.answer,
+                eval_settings=settings.fingerprint(),
+            )
+            score_trajectory(t, p.answer, settings.answer_format)
+        if store:
+            store.append(trajs)
+        results[(p.benchmark, p.id)] = trajs
+        bar.update(1)
+
+    bar = _progress(len(problems), len(problems) - len(todo), progress and bool(todo))
+    tasks = [asyncio.ensure_future(one(p)) for p in todo]
+    try:
+        for fut in asyncio.as_completed(tasks):
+            try:
+                finish(*await fut)
+            except EvalError:
+                raise
+            except Exception as e:
+                raise EvalError(f"generation failed: {type(e).__name__}: {e}") from e
+    except BaseException:
+        # save problems that finished alongside the failure before giving up
+        for t in tasks:
+            if t.done() and not t.cancelled() and t.exception() is None:
+                p, trajs = t.result()
+                if (p.benchmark, p.id) not in results:
+                    finish(p, trajs)
+        raise
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        bar.close()
+    ordered = [t for k in keys for t in results[k]]
+    return EvalResult(
+        trajectories=ordered,
+        summary=summarize(ordered),
+        settings=settings,
+        generated=len(todo),
+        output=Path(output) if output is not None else None,
+    )
+
+
+def prompt_for(tir_format: str) -> Callable[[str], Prompt]:
+    """The prompt builder of a TIR format: ToRL's raw-text template for "torl", the XML-tag template for
+    "xml", a single user message (rendered by the chat template) otherwise."""
+    if tir_format == "torl":
+        from torl.rollout.prompts import torl_prompt
+
+        return torl_prompt
+    if tir_format == "xml":
+        from torl.rollout.prompts import xml_prompt
+
+        return xml_prompt
+    return lambda problem: [{"role": "user", "content": problem}]
+
+
+async def evaluate_model(
+    model: str,
+    problems: Sequence[Problem],
+    settings: EvalSettings | None = None,
+    *,
+    sandbox: str = "auto",
+    engine_kwargs: dict[str, Any] | None = None,
+    output: str | Path | None = None,
+    concurrency: int = 32,
+    progress: bool = True,
+    retry_errors: bool = False,
+) -> EvalResult:
+    """Evaluate a model (a local path or hub id) with the Python tool: builds the vLLM rollout engine the
+    trainer uses, runs `evaluate`, closes the engine. The engine is only started when some problem is
+    not in `output` yet.
+
+    Args:
+        model: model path or name for vLLM.
+        problems: from `load_problems`.
+        settings: sampling and engine settings; `settings.model` is set to `model` when empty.
+        sandbox: "auto" (`torl.tools.default_sandbox()`), "local" or "docker".
+        engine_kwargs: vLLM engine arguments (e.g. `gpu_memory_utilization`, `max_model_len`).
+        output, concurrency, progress, retry_errors: as for `evaluate`.
+    """
+    import dataclasses
+
+    settings = settings or EvalSettings()
+    if not settings.model:
+        settings = dataclasses.replace(settings, model=model)
+    if output is not None:
+        done = ResultsFile(output).load(settings, retry_errors)
+        check_against(done, problems)
+        if all((p.benchmark, p.id) in done for p in problems):
+            ordered = [t for p in problems for t in done[(p.benchmark, p.id)]]
+            return EvalResult(ordered, summarize(ordered), settings, 0, Path(output))
+    try:
+        engine, tool = await _open_engine(model, settings, sandbox, engine_kwargs or {})
+    except Exception as e:
+        raise EvalError(f"could not start the engine for {model!r}: {type(e).__name__}: {e}") from e
+    try:
+        return await evaluate(
+            engine,
+            problems,
+            settings,
+            output=output,
+            prompt_fn=prompt_for(settings.tir_format),
+            concurrency=concurrency,
+            progress=progress,
+            retry_errors=retry_errors,
+        )
+    finally:
+        await _close(engine, tool)
+
+
+def make_tool(sandbox: str = "auto", **sandbox_kwargs: Any) -> Any:
+    """The Python tool on the chosen sandbox backend ("auto", "local" or "docker"); keyword arguments
+    (`timeout_s`, `workers`, ...) go to the sandbox's constructor."""
+    from torl import tools
+
+    if sandbox == "auto":
+        backend = tools.default_sandbox(**sandbox_kwargs)
+    elif sandbox == "local":
+        backend = tools.LocalSandbox(**sandbox_kwargs)
+    elif sandbox == "docker":
+        backend = tools.DockerSandbox(**sandbox_kwargs)
+    else:
+        raise ValueError(f"unknown sandbox {sandbox!r}: use auto, local or docker")
+    return tools.PythonTool(backend)
+
+
+async def _open_engine(
+    model: str, settings: EvalSettings, sandbox: str, kwargs: dict[str, Any]
+) -> tuple[Any, Any]:
+    from torl.rollout import TIRRollout
+
+    tool = make_tool(sandbox)
+    await tool.start()
+    try:
+        rollout: dict[str, Any] = {}
+        if settings.max_tool_calls is not None:
+            rollout["max_tool_calls"] = settings.max_tool_calls
+        if settings.max_new_tokens is not None:
+            rollout["max_new_tokens"] = settings.max_new_tokens
+        engine = TIRRollout.from_vllm(
+            model, tool=tool, tir_format=settings.tir_format, engine_kwargs=kwargs, **rollout
+        )
+        if asyncio.iscoroutine(engine):
+            engine = await engine
+    except BaseException:
+        await tool.close()
+        raise
+    return engine, tool
+
+
+async def _close(engine: Any, tool: Any) -> None:
+    try:
+        res = engine.close()
+        if asyncio.iscoroutine(res):
+            await res
+    finally:
+        await tool.close()

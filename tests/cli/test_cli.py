@@ -1,0 +1,245 @@
+"""The `torl` command: help, clear errors without tracebacks, `eval` on saved results, `view`, `sandbox`.
+
+`torl eval` with a real engine is covered by tests/eval/test_eval_vllm.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from fakes import ScriptedPolicy, solution
+
+from torl.cli import main
+from torl.core import save_jsonl
+from torl.eval import EvalSettings, evaluate, load_problems
+
+TORL = [sys.executable, "-m", "torl.cli"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*TORL, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def model_dir(tmp_path):
+    """A folder that looks like a model to `torl eval` (tests that never start the engine)."""
+    d = tmp_path / "my-model"
+    d.mkdir(exist_ok=True)
+    (d / "config.json").write_text("{}")
+    return d
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    start = time.monotonic()
+    r = run_cli("--help")
+    assert r.returncode == 0
+    assert time.monotonic() - start < 10
+    for cmd in ("train", "eval", "sandbox", "view"):
+        assert f"    {cmd} " in r.stdout
+    code = "import sys, torl.cli; torl.cli.build_parser(); print(sorted(m for m in ('torch','vllm','transformers','docker','datasets') if m in sys.modules))"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "[]"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["eval"], ["--model", "--benchmarks", "--limit", "-k", "--temperature", "--compare-torl", "resume"]),
+        (["view"], ["--metrics", "--output", "trainer_state.json"]),
+        (["train"], ["config", "recipe"]),
+        (["sandbox"], ["build", "check", "bench"]),
+        (["sandbox", "bench"], ["--backend", "--calls", "--concurrency"]),
+    ],
+)
+def test_subcommand_help(argv, words, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for w in words:
+        assert w in out
+
+
+def test_no_command_or_bad_flags_are_usage_errors(capsys):
+    for argv in (
+        [],
+        ["eval", "-m", "x", "--limit", "0"],
+        ["eval", "-m", "x", "--engine-arg", "novalue"],
+        ["bogus"],
+    ):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--limit: must be at least 1, got 0" in err and "expected KEY=VALUE, got 'novalue'" in err
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    cases = [
+        (["view", str(tmp_path / "missing.jsonl")], "torl view: error: ", "missing.jsonl: no such file"),
+        (["view"], "torl view: error: ", "give trajectory files and/or --metrics"),
+        (
+            ["eval", "-m", str(model_dir(tmp_path)), "-b", "aime24"],
+            "torl eval: error: ",
+            "no data folder given",
+        ),
+        (["eval", "-m", str(tmp_path / "nomodel")], "torl eval: error: ", "no such model folder"),
+        (["eval", "-m", str(tmp_path)], "torl eval: error: ", "not a model folder (no config.json)"),
+        (["train", str(tmp_path / "nope.yaml")], "torl train: error: ", "nope.yaml: no such file"),
+    ]
+    for argv, prefix, message in cases:
+        r = run_cli(*argv)
+        assert r.returncode == 2, (argv, r.stderr)
+        assert r.stderr.startswith(prefix) and message in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_eval_data_errors(tmp_path, data_dir, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "1+1"}\n')
+    model = str(model_dir(tmp_path))
+    assert main(["eval", "-m", model, "-b", str(bad)]) == 2
+    assert main(["eval", "-m", model, "-b", "aime2024", "--data-dir", str(data_dir)]) == 2
+    assert main(["eval", "-m", model, "-b", "aime24,aime24", "--data-dir", str(data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl:1: no 'problem' field (fields: question)" in err
+    assert "no file" in err and "found: aime24, aime25" in err
+    assert "a benchmark is given twice" in err
+
+
+@pytest.fixture
+def saved_run(tmp_path):
+    """A results folder as `torl eval -m MODEL -b toy.jsonl` leaves it, made with the scripted engine."""
+    model = model_dir(tmp_path)
+    toy = tmp_path / "toy.jsonl"
+    toy.write_text(
+        "".join(json.dumps({"id": f"t{i}", "problem": f"Q{i}", "answer": str(i)}) + "\n" for i in range(3))
+    )
+    settings = EvalSettings(k=1, max_new_tokens=3072, max_tool_calls=1, tir_format="torl", model=str(model))
+    out = tmp_path / "out"
+    policy = ScriptedPolicy({"Q0": ["0"], "Q1": ["1"], "Q2": ["5"]})
+    asyncio.run(
+        evaluate(
+            policy,
+            load_problems(str(toy)),
+            settings,
+            output=out / "trajectories.jsonl",
+            prompt_fn=lambda p: p,
+            progress=False,
+        )
+    )
+    return ["eval", "-m", str(model), "-b", str(toy), "-o", str(out)], out
+
+
+def test_eval_reports_saved_results_without_starting_an_engine(saved_run, capsys):
+    argv, out = saved_run
+    assert main([*argv, "--compare-torl"]) == 0
+    printed = capsys.readouterr().out
+    assert "| my-model" in printed and "66.7" in printed and "| ToRL-1.5B (reported) |" in printed
+    assert "(all 3 problems were already in" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["summary"]["benchmarks"]["toy"]["pass@1"] == pytest.approx(2 / 3)
+    assert results["table"]["rows"]["my-model"]["toy"] == pytest.approx(200 / 3)
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "my-model"
+
+
+def test_eval_refuses_results_made_with_other_settings(saved_run, capsys):
+    argv, out = saved_run
+    before = (out / "trajectories.jsonl").read_bytes()
+    assert main([*argv, "-k", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "holds results made with other settings: k=1 (now 4)" in err and "--overwrite" in err
+    assert (out / "trajectories.jsonl").read_bytes() == before
+
+
+def test_view_writes_a_report(tmp_path, capsys):
+    t = solution("413", cells=2, failed=1)
+    t.metadata.update(benchmark="toy", problem_id="q1", correct=True, pred="413")
+    f = tmp_path / "trajectories.jsonl"
+    save_jsonl([t], f)
+    metrics = tmp_path / "trainer_state.json"
+    metrics.write_text(json.dumps({"log_history": [{"step": s, "reward": s / 10} for s in range(1, 4)]}))
+    out = tmp_path / "r" / "report.html"
+    assert main(["view", str(f), "--metrics", str(metrics), "-o", str(out), "--title", "My <run>"]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    page = out.read_text()
+    assert (
+        "<title>My &lt;run&gt;</title>" in page
+        and "print(1)" in page
+        and '"label": "reward (trainer_state.json)"' in page
+    )
+
+
+def test_view_rejects_a_file_that_is_not_trajectories(tmp_path, capsys):
+    f = tmp_path / "x.jsonl"
+    f.write_text('{"prompt_ids": [1]}\n{"oops": 1}\n')
+    assert main(["view", str(f)]) == 2
+    assert "x.jsonl:2: not a trajectory" in capsys.readouterr().err
+
+
+def test_train_delegates_to_the_recipe_runner(tmp_path, capsys):
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text("model: x\n")  # no data or trainer section: a bad recipe
+    from torl import cli
+
+    if not cli._has_module("torl.trainers.recipe"):
+        assert main(["train", str(cfg)]) == 2
+        assert "training from a recipe is not available in this install" in capsys.readouterr().err
+    else:  # the runner is there: the bad recipe must come back as a one-line error
+        assert main(["train", str(cfg), "--set", "trainer.max_steps=1"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("torl train: error: ") and "r.yaml" in err
+
+
+def test_module_lookup_does_not_import():
+    from torl import cli
+
+    assert cli._has_module("torl.eval.runner") and not cli._has_module("torl.eval.nothing_here")
+    assert not cli._has_module("torl.no_such_package.x") and cli._has_module("json")
+    code = "import sys, torl.cli as c; c._has_module('torl.trainers.recipe'); print('torl.trainers' in sys.modules)"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )
+
+
+@pytest.mark.docker
+def test_sandbox_build_keeps_an_existing_image(capsys):
+    assert main(["sandbox", "build"]) == 0
+    assert "already exists (--force rebuilds it)" in capsys.readouterr().out
+
+
+def test_sandbox_check_and_bench_on_the_local_backend(capsys):
+    assert main(["sandbox", "check", "--backend", "local", "--timeout", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "backend: LocalSandbox" in out and "sandbox works" in out
+    assert "ok   timeout  status=timeout" in out and "ok   error    status=error" in out
+    assert main(["sandbox", "bench", "--backend", "local", "--calls", "8", "--concurrency", "2"]) == 0
+    assert "8 cells, concurrency 2" in capsys.readouterr().out
+
+
+def test_eval_table_compares_other_runs(saved_run, tmp_path, capsys):
+    argv, _ = saved_run
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text(
+        json.dumps({"name": "baseline", "table": {"rows": {"baseline": {"toy": 12.5, "Avg": 12.5}}}})
+    )
+    assert main([*argv, "--compare", str(other)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("| baseline") and "12.5" in line for line in lines)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main([*argv, "--compare", str(bad)]) == 2
+    assert "bad.json: not a results.json written by `torl eval`" in capsys.readouterr().err
