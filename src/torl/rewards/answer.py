@@ -1,0 +1,196 @@
+"""Correctness rewards: `MathAnswerReward` (1/0 by default) and `ToRLReward` (+1/-1, optional execution penalty)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from torl.core import RewardOutput
+from torl.rewards.base import BatchReward, Sample
+from torl.rewards.extract import AnswerFormat, extract_answer
+from torl.rewards.pool import VerifyPool, default_pool
+from torl.rewards.shaping import ExecutionPenalty
+from torl.rewards.verify import Verdict
+
+logger = logging.getLogger(__name__)
+
+
+class MathAnswerReward(BatchReward):
+    """Is the final answer of the model's own text equal to the reference? Verified with math-verify.
+
+    The final answer is the last `\\boxed{}` of what the model wrote (a box inside tool output does not
+    count), or the last `<answer>...</answer>` with `answer_format="answer_tag"` (ZERO-TIR, reward 1/0).
+    Verification runs in a `VerifyPool` (hard per-item time limit); an item that could not be verified
+    scores `on_failure` (None by default: TRL counts it as 0 for this function) and the reason is logged.
+    Timeouts come mostly from pathological predictions (e.g. `10^{10^{10}}`): if the `unverified` rate
+    climbs during training, the policy may be dodging the wrong-answer score; set `on_failure=wrong`.
+
+    Args:
+        answer_format: `"boxed"` or `"answer_tag"`.
+        correct: score of a correct answer.
+        wrong: score of a wrong answer.
+        no_answer: score when there is no final answer (default: `wrong`).
+        on_failure: score when verification timed out or crashed.
+        pool: the verification pool (default: the shared `default_pool()`).
+        timeout_s: per-item time limit (default: the pool's).
+        name: name in logs and breakdowns.
+
+    Breakdown: `correct` (1/0, None if unverified), `has_answer` (1/0), `unverified` (1/0).
+    """
+
+    name = "math_answer"
+
+    def __init__(
+        self,
+        *,
+        answer_format: AnswerFormat = "boxed",
+        correct: float = 1.0,
+        wrong: float = 0.0,
+        no_answer: float | None = None,
+        on_failure: float | None = None,
+        pool: VerifyPool | None = None,
+        timeout_s: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        if answer_format not in ("boxed", "answer_tag"):
+            raise ValueError(f"unknown answer_format {answer_format!r}: use 'boxed' or 'answer_tag'")
+        self.answer_format: AnswerFormat = answer_format
+        self.correct = float(correct)
+        self.wrong = float(wrong)
+        self.no_answer = self.wrong if no_answer is None else float(no_answer)
+        self.on_failure = on_failure
+        self.timeout_s = timeout_s
+        self._pool = pool
+        super().__init__(name)
+
+    @property
+    def pool(self) -> VerifyPool:
+        """The pool that verifies answers (the shared `default_pool()` unless one was given)."""
+        return self._pool if self._pool is not None else default_pool()
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_pool"] = None  # a pool holds processes: the unpickled reward uses the default pool
+        return state
+
+    def _extract(
+        self, samples: Sequence[Sample], answers: Sequence[str | None]
+    ) -> list[tuple[str, str] | None]:
+        if len(samples) != len(answers):
+            raise ValueError(f"{len(samples)} samples but {len(answers)} answers")
+        return [
+            (pred, ref)
+            if (pred := extract_answer(s.text, self.answer_format)) is not None and ref and ref.strip()
+            else None
+            for s, ref in zip(samples, answers, strict=True)
+        ]
+
+    def _outputs(
+        self, pairs: list[tuple[str, str] | None], verdicts: list[Verdict], answers: Sequence[str | None]
+    ) -> list[RewardOutput]:
+        it = iter(verdicts)
+        outputs = []
+        for pair, ref in zip(pairs, answers, strict=True):
+            if not ref or not ref.strip():
+                logger.warning("%s: sample without a reference answer scored None", self.name)
+                outputs.append(
+                    RewardOutput(score=None, breakdown={"correct": None}, reason="no reference answer")
+                )
+            elif pair is None:
+                outputs.append(
+                    RewardOutput(
+                        score=self.no_answer,
+                        breakdown={"correct": 0.0, "has_answer": 0.0, "unverified": 0.0},
+                        reason="no final answer",
+                    )
+                )
+            else:
+                v = next(it)
+                if v.correct is None:
+                    outputs.append(
+                        RewardOutput(
+                            score=self.on_failure,
+                            breakdown={"correct": None, "has_answer": 1.0, "unverified": 1.0},
+                            reason=f"verification {v.method}: {v.reason}",
+                        )
+                    )
+                else:
+                    outputs.append(
+                        RewardOutput(
+                            score=self.correct if v.correct else self.wrong,
+                            breakdown={"correct": float(v.correct), "has_answer": 1.0, "unverified": 0.0},
+                        )
+                    )
+        return outputs
+
+    def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
+        pairs = self._extract(samples, answers)
+        verdicts = self.pool.verify_many([p for p in pairs if p is not None], self.timeout_s)
+        return self._outputs(pairs, verdicts, answers)
+
+    async def ascore_samples(
+        self, samples: Sequence[Sample], answers: Sequence[str | None]
+    ) -> list[RewardOutput]:
+        pairs = self._extract(samples, answers)
+        verdicts = await self.pool.averify_many([p for p in pairs if p is not None], self.timeout_s)
+        return self._outputs(pairs, verdicts, answers)
+
+
+class ToRLReward(MathAnswerReward):
+    """ToRL's reward: +1 correct, -1 wrong or no `\\boxed{}` answer, plus an optional execution penalty.
+
+    `execution_penalty` (e.g. -0.5) is added when code was run and no call succeeded (ToRL's
+    `execution_passes == 0`). Default 0.0 (off): in ToRL the penalty was an ablation that did not help,
+    and its main results leave it out.
+
+    `penalize_no_code` (default False) says whether a response without any code also takes the penalty.
+    ToRL's code does that (no code means zero passing executions) but its paper describes only failed
+    code; we follow the paper by default because "did not use the tool" is a different signal from "the
+    tool failed" (reward tool use on purpose with `ToolUseReward`). Set True to reproduce ToRL's code.
+
+    Breakdown: `correct`, `has_answer`, `unverified`, `execution_penalty`.
+    """
+
+    name = "torl"
+
+    def __init__(
+        self,
+        *,
+        execution_penalty: float = 0.0,
+        penalize_no_code: bool = False,
+        answer_format: AnswerFormat = "boxed",
+        correct: float = 1.0,
+        wrong: float = -1.0,
+        no_answer: float | None = None,
+        on_failure: float | None = None,
+        pool: VerifyPool | None = None,
+        timeout_s: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            answer_format=answer_format,
+            correct=correct,
+            wrong=wrong,
+            no_answer=no_answer,
+            on_failure=on_failure,
+            pool=pool,
+            timeout_s=timeout_s,
+            name=name,
+        )
+        self.penalty = ExecutionPenalty(penalty=execution_penalty, penalize_no_code=penalize_no_code)
+
+    def _add_penalty(self, samples: Sequence[Sample], outputs: list[RewardOutput]) -> list[RewardOutput]:
+        for s, out in zip(samples, outputs, strict=True):
+            p = self.penalty.penalty_for(s)
+            out.breakdown["execution_penalty"] = p
+            if out.score is not None:
+                out.score += p
+        return outputs
+
+    def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
+        return self._add_penalty(samples, super().score_samples(samples, answers))
+
+    async def ascore_samples(
+        self, samples: Sequence[Sample], answers: Sequence[str | None]
+    ) -> list[RewardOutput]:
+        return self._add_penalty(samples, await super().ascore_samples(samples, answers))

@@ -1,0 +1,299 @@
+"""What every reward shares: reading samples (trajectories or plain completions), batch and async scoring,
+the TRL `reward_funcs` call convention, and weighted combination."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torl.core import RewardOutput, Trajectory
+from torl.rewards.extract import strip_tool_output
+
+logger = logging.getLogger(__name__)
+
+_OUTPUT_BODY = re.compile(r"```output\b(.*?)(?:```|\Z)|<interpreter>(.*?)(?:</interpreter>|\Z)", re.DOTALL)
+_ERROR_LINE = re.compile(
+    r"^(?:[\w.]*(?:Error|Exception|Exit|Interrupt)\b|Traceback\b|Timeout|timeout|Time ?out)"
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What a reward looks at: the model's own text and the status of each tool call.
+
+    Built from a `Trajectory` (precise: `model_text` and recorded tool results) or, when only the rendered
+    completion is known, from its text (tool output blocks removed; tool statuses guessed from the output:
+    a traceback, an `...Error:` last line or a timeout notice counts as a failure).
+    """
+
+    text: str
+    tool_statuses: tuple[str, ...] = ()
+    precise: bool = False
+
+    @property
+    def num_tool_calls(self) -> int:
+        return len(self.tool_statuses)
+
+    @property
+    def num_tool_failures(self) -> int:
+        return sum(s != "ok" for s in self.tool_statuses)
+
+    @classmethod
+    def from_text(cls, completion: str | list[dict[str, Any]]) -> Sample:
+        """From a completion as TRL passes it: a string, or a list of chat messages."""
+        text = _completion_text(completion)
+        statuses = tuple(
+            _guess_status(m.group(1) if m.group(1) is not None else m.group(2) or "")
+            for m in _OUTPUT_BODY.finditer(text)
+        )
+        return cls(strip_tool_output(text), statuses, precise=False)
+
+    @classmethod
+    def from_trajectory(
+        cls, trajectory: Trajectory | Mapping[str, Any] | str, completion: Any = None
+    ) -> Sample:
+        """From a torl `Trajectory`, its dict or its JSON. Without segments, falls back to `completion`'s text."""
+        if isinstance(trajectory, str):
+            try:
+                trajectory = json.loads(trajectory)
+            except ValueError as e:
+                raise ValueError(f"a trajectory given as a string must be its JSON: {e}") from e
+        if isinstance(trajectory, Trajectory):
+            segments = [(s.kind, s.text) for s in trajectory.segments]
+            statuses = tuple(r.result.status for r in trajectory.tool_calls)
+        elif isinstance(trajectory, Mapping):
+            try:
+                segments = [(s["kind"], s["text"]) for s in trajectory.get("segments") or []]
+                statuses = tuple(
+                    (c.get("result") or {}).get("status", "ok") for c in trajectory.get("tool_calls") or []
+                )
+            except (TypeError, KeyError, AttributeError) as e:
+                raise ValueError(f"not a torl Trajectory dict (segments need 'kind' and 'text'): {e}") from e
+        else:
+            raise TypeError(
+                f"trajectories must hold torl Trajectory objects or dicts, got {type(trajectory).__name__}"
+            )
+        if not segments:
+            if completion is None:
+                return cls("", statuses, precise=True)
+            return cls(strip_tool_output(_completion_text(completion)), statuses, precise=True)
+        return cls("".join(t for k, t in segments if k == "model"), statuses, precise=True)
+
+
+def _completion_text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):  # chat messages; tool messages are tool output, left out
+        parts = []
+        for m in completion:
+            if not isinstance(m, Mapping):
+                raise TypeError(
+                    f"a conversational completion must be a list of dicts, got {type(m).__name__}"
+                )
+            if m.get("role", "assistant") != "assistant":
+                continue
+            content = m.get("content") or ""
+            if isinstance(content, list):
+                content = "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+            parts.append(str(content))
+        return "\n".join(parts)
+    raise TypeError(f"a completion must be a str or a list of messages, got {type(completion).__name__}")
+
+
+def _guess_status(output: str) -> str:
+    text = output.strip()
+    if "Traceback (most recent call last)" in text:
+        return "error"
+    last = text.splitlines()[-1].strip() if text else ""
+    m = _ERROR_LINE.match(last)
+    if m is None:
+        return "ok"
+    return "timeout" if m.group(0).lower().startswith("time") else "error"
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+class BatchReward(ABC):
+    """Base class of torl rewards.
+
+    A reward scores samples in batches (`score_batch`, `ascore_batch`), one trajectory (`score`, the
+    `torl.Reward` protocol), or is called by TRL as a `reward_funcs` entry. Subclasses implement
+    `score_samples` (and `ascore_samples` when they wait on something).
+    """
+
+    name: str = "reward"
+    needs_answer: bool = True
+    """False for rewards that ignore the reference answer (format, tool use)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        if name is not None:
+            self.name = name
+        self.__name__ = self.name  # TRL logs reward functions under __name__
+        self.last_outputs: list[RewardOutput] = []
+        """The outputs of the last TRL call, with their breakdowns."""
+
+    @abstractmethod
+    def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
+        """Score a batch of samples against their reference answers (same length)."""
+
+    async def ascore_samples(
+        self, samples: Sequence[Sample], answers: Sequence[str | None]
+    ) -> list[RewardOutput]:
+        """Async `score_samples`; the default runs it inline (fine for cheap, pure-Python rewards)."""
+        return self.score_samples(samples, answers)
+
+    def score(self, trajectory: Trajectory, answer: str | None) -> RewardOutput:
+        """Score one trajectory (the `torl.Reward` protocol)."""
+        return self.score_batch([trajectory], [answer])[0]
+
+    def score_batch(
+        self, trajectories: Sequence[Trajectory | Mapping[str, Any]], answers: Sequence[str | None]
+    ) -> list[RewardOutput]:
+        """Score trajectories (or their dicts) against reference answers."""
+        return self.score_samples(*self._prepare(trajectories, answers))
+
+    async def ascore_batch(
+        self, trajectories: Sequence[Trajectory | Mapping[str, Any]], answers: Sequence[str | None]
+    ) -> list[RewardOutput]:
+        """Async `score_batch`: does not block the event loop while answers are verified."""
+        return await self.ascore_samples(*self._prepare(trajectories, answers))
+
+    def _prepare(
+        self, trajectories: Sequence[Any], answers: Sequence[Any]
+    ) -> tuple[list[Sample], list[str | None]]:
+        if len(trajectories) != len(answers):
+            raise ValueError(f"{len(trajectories)} trajectories but {len(answers)} answers")
+        return [Sample.from_trajectory(t) for t in trajectories], _answers(answers)
+
+    def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        completion_ids: Sequence[Any] | None = None,
+        answer: Sequence[Any] | None = None,
+        trajectories: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
+        """TRL `reward_funcs` entry: one score (or None) per completion.
+
+        With `trajectories` (torl Trajectory objects or dicts, as returned by the rollout engine), the
+        model's own text and the recorded tool results are used; otherwise the completion text, with
+        ```` ```output ```` and `<interpreter>` blocks ignored. The breakdown means are logged through
+        TRL's `log_metric` as `<name>/<part>`; full outputs stay in `last_outputs`.
+        """
+        samples = self._samples(completions, trajectories)
+        if answer is None:
+            answer = (
+                kwargs.get("solution") if kwargs.get("solution") is not None else kwargs.get("ground_truth")
+            )
+        if answer is None:
+            if self.needs_answer:
+                raise ValueError(
+                    f"reward {self.name!r} needs reference answers: give the dataset an 'answer' column"
+                )
+            answer = [None] * len(samples)
+        if len(answer) != len(samples):
+            raise ValueError(f"{len(samples)} completions but {len(answer)} answers")
+        outputs = self.score_samples(samples, _answers(answer))
+        self.last_outputs = outputs
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric):
+            for key in sorted({k for o in outputs for k in o.breakdown}):
+                m = _mean([o.breakdown.get(key) for o in outputs])
+                if m is not None:
+                    log_metric(f"{self.name}/{key}", m)
+        return [o.score for o in outputs]
+
+    def _samples(self, completions: Sequence[Any], trajectories: Sequence[Any] | None) -> list[Sample]:
+        if trajectories is None:
+            return [Sample.from_text(c) for c in completions]
+        if len(trajectories) != len(completions):
+            raise ValueError(f"{len(completions)} completions but {len(trajectories)} trajectories")
+        return [
+            Sample.from_text(c) if t is None else Sample.from_trajectory(t, c)
+            for t, c in zip(trajectories, completions, strict=True)
+        ]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["last_outputs"] = []
+        return state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _answers(answers: Sequence[Any]) -> list[str | None]:
+    out: list[str | None] = []
+    for a in answers:
+        if a is None or isinstance(a, str):
+            out.append(a)
+        elif isinstance(a, (int, float)) and not isinstance(a, bool):
+            out.append(str(a))
+        else:
+            raise TypeError(f"reference answers must be strings (or numbers), got {type(a).__name__}")
+    return out
+
+
+class WeightedReward(BatchReward):
+    """A weighted sum of rewards: `WeightedReward({ToRLReward(): 1.0, FormatReward(): 0.1})`.
+
+    The score is None when a part with a non-zero weight gives None. The breakdown holds each part's
+    score under its name and the part's own breakdown under `<part>/<key>`.
+    """
+
+    def __init__(
+        self, parts: Mapping[BatchReward, float] | Sequence[tuple[BatchReward, float]], name: str = "weighted"
+    ) -> None:
+        items = list(parts.items()) if isinstance(parts, Mapping) else list(parts)
+        if not items:
+            raise ValueError("WeightedReward needs at least one part")
+        names = [p.name for p, _ in items]
+        if len(set(names)) != len(names):
+            raise ValueError(f"part names must be distinct, got {names}: pass name= to the parts")
+        for p, w in items:
+            if not isinstance(p, BatchReward):
+                raise TypeError(f"parts must be torl rewards, got {type(p).__name__}")
+            if not isinstance(w, (int, float)):
+                raise TypeError(f"weights must be numbers, got {w!r}")
+        self.parts: list[tuple[BatchReward, float]] = [(p, float(w)) for p, w in items]
+        self.needs_answer = any(p.needs_answer for p, _ in self.parts)
+        super().__init__(name)
+
+    def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
+        return self._combine([p.score_samples(samples, answers) for p, _ in self.parts])
+
+    async def ascore_samples(
+        self, samples: Sequence[Sample], answers: Sequence[str | None]
+    ) -> list[RewardOutput]:
+        results = await asyncio.gather(*(p.ascore_samples(samples, answers) for p, _ in self.parts))
+        return self._combine(list(results))
+
+    def _combine(self, per_part: list[list[RewardOutput]]) -> list[RewardOutput]:
+        outputs = []
+        for row in zip(*per_part, strict=True):
+            total: float | None = 0.0
+            reasons = []
+            breakdown: dict[str, float | None] = {}
+            for (part, weight), out in zip(self.parts, row, strict=True):
+                breakdown[part.name] = out.score
+                breakdown.update({f"{part.name}/{k}": v for k, v in out.breakdown.items()})
+                if out.reason:
+                    reasons.append(f"{part.name}: {out.reason}")
+                if weight == 0:
+                    continue
+                if out.score is None or total is None:
+                    total = None
+                else:
+                    total += weight * out.score
+            outputs.append(RewardOutput(score=total, breakdown=breakdown, reason="; ".join(reasons) or None))
+        return outputs

@@ -1,0 +1,118 @@
+"""Finding the final answer in a model's text.
+
+Pure string work (no sympy): cheap enough to run in the trainer process for every sample.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+AnswerFormat = Literal["boxed", "answer_tag"]
+"""Where the final answer sits: the last `\\boxed{...}` (ToRL), or the last `<answer>...</answer>` (ZERO-TIR)."""
+
+_OUTPUT_BLOCK = re.compile(r"```output\b.*?(?:```|\Z)", re.DOTALL)
+_INTERPRETER_BLOCK = re.compile(r"<interpreter>.*?(?:</interpreter>|\Z)", re.DOTALL)
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_ANSWER_OPEN = "<answer>"
+_ANSWER_CLOSE = "</answer>"
+
+
+def strip_tool_output(text: str) -> str:
+    """Remove tool output rendered into a transcript: ```` ```output ```` blocks and `<interpreter>` blocks.
+
+    An unclosed block (a truncated transcript) is removed up to the end of the text. The opening
+    ```` ```output ```` marker goes too, so what is left is what the model wrote outside tool output.
+    """
+    if "```output" in text:
+        text = _OUTPUT_BLOCK.sub("", text)
+    if "<interpreter>" in text:
+        text = _INTERPRETER_BLOCK.sub("", text)
+    return text
+
+
+def _braced(text: str, open_at: int) -> tuple[str, int] | None:
+    """Content of the brace group opening at `text[open_at] == "{"` and the index after it; None if unclosed."""
+    depth = 0
+    i = open_at
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":  # skip escaped characters such as \{ and \}
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_at + 1 : i], i + 1
+        i += 1
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` (or `\\fbox{...}`, or `\\boxed 5`) in `text`.
+
+    Braces are matched, so nested groups are kept whole. Returns None when there is no box or the last
+    one is unclosed (a truncated answer is no answer). `\\boxed{\\boxed{x}}` gives `x`.
+    """
+    matches = list(_BOX.finditer(text))
+    if not matches:
+        return None
+    end = matches[-1].end()
+    rest = text[end:]
+    stripped = rest.lstrip()
+    if stripped.startswith("{"):
+        got = _braced(text, end + (len(rest) - len(stripped)))
+        if got is None:
+            return None
+        content = got[0].strip()
+    elif rest[:1].isspace() and stripped:
+        # "\boxed 5": one token, up to whitespace or a math delimiter
+        content = re.split(r"[\s$]", stripped, maxsplit=1)[0]
+    else:
+        return None
+    inner = last_boxed(content) if content.startswith(("\\boxed", "\\fbox")) else None
+    return inner if inner is not None else (content or None)
+
+
+def _answer_tag(text: str) -> str | None:
+    start = text.rfind(_ANSWER_OPEN)
+    if start < 0:
+        return None
+    body = text[start + len(_ANSWER_OPEN) :]
+    close = body.find(_ANSWER_CLOSE)
+    if close >= 0:  # without a close tag (generation stopped on "</answer>") the rest is the answer
+        body = body[:close]
+    boxed = last_boxed(body)
+    if boxed is not None:
+        return boxed
+    body = body.strip()
+    if len(body) >= 2 and body[0] == "$" and body[-1] == "$":
+        body = body.strip("$").strip()
+    return body or None
+
+
+def extract_answer(text: str, answer_format: AnswerFormat = "boxed") -> str | None:
+    """The final answer of the model's own text, or None if there is none.
+
+    `text` should be the model's own text (`Trajectory.model_text`); when only a rendered transcript is at
+    hand, pass it through `strip_tool_output` first (the rewards do this for you).
+
+    Args:
+        text: what the model wrote.
+        answer_format: `"boxed"`: the content of the last `\\boxed{}` (ToRL). `"answer_tag"`: the content
+            of the last `<answer>...</answer>` (ZERO-TIR); a `\\boxed{}` inside it is unwrapped.
+
+    Raises:
+        TypeError: `text` is not a string.
+        ValueError: unknown `answer_format`.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"extract_answer expects a str, got {type(text).__name__}")
+    if answer_format == "boxed":
+        return last_boxed(text)
+    if answer_format == "answer_tag":
+        return _answer_tag(text)
+    raise ValueError(f"unknown answer_format {answer_format!r}: use 'boxed' or 'answer_tag'")
