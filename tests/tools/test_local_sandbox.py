@@ -1,0 +1,109 @@
+"""LocalSandbox specifics: the rlimits-only mode (no bwrap), worker replacement, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from torl.tools import LocalSandbox
+from torl.tools.local_sandbox import bwrap_works, cell_uids
+
+from .conftest import LIMITS, SECRET
+
+ROOT = os.geteuid() == 0
+
+
+@pytest.mark.parametrize(
+    "isolation",
+    [
+        "none",
+        pytest.param(
+            "bwrap",
+            marks=pytest.mark.skipif(
+                not bwrap_works(), reason="bubblewrap missing or unable to create namespaces"
+            ),
+        ),
+    ],
+)
+async def test_isolation_modes(isolation, tmp_path: Path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET)
+    secret.chmod(0o600)
+    async with LocalSandbox(limits=LIMITS, workers=1, preload=(), isolation=isolation) as sb:
+        assert sb.isolation == isolation
+        r = await sb.run("import os\nprint(os.getuid() == 0)")
+        assert r.output == f"{not ROOT and os.getuid() == 0}\n"
+        r = await sb.run(f"print(open({str(secret)!r}).read())")
+        if ROOT or isolation == "bwrap":
+            assert r.status == "error" and SECRET not in r.output
+        assert (await sb.run("while True: pass")).status == "timeout"
+        assert (await sb.run("x = bytearray(2 * 1024**3)")).status == "memory"
+        daemon = (
+            "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+            "        time.sleep(1000)\n    os._exit(0)\nprint(os.getpid())"
+        )
+        assert (await sb.run(daemon)).ok
+        if ROOT:  # the daemon ran as the worker's own uid: the sweep found it
+            worker = sb._slots[0].conn.worker_pid
+            assert not [
+                p
+                for p in psutil.process_iter(["uids", "status"])
+                if p.info["uids"].real in cell_uids() and p.pid != worker and p.info["status"] != "zombie"
+            ]
+        r = await sb.run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint('ran')")
+        assert (await sb.run("print('serving')")).output == "serving\n"
+
+
+async def test_dead_worker_is_replaced():
+    async with LocalSandbox(limits=LIMITS, workers=1, preload=()) as sb:
+        sid = await sb.open_session()
+        pid = sb._slots[0].conn.worker_pid
+        os.kill(pid, signal.SIGKILL)
+        r = await sb.run("print(1)")  # the cell that meets the dead worker reports it
+        assert r.status in ("sandbox_error", "ok")
+        assert (await sb.run("print(2)")).output == "2\n"
+        assert sb._slots[0].conn.worker_pid != pid
+        r = await sb.run("print(1)", sid)
+        assert r.status == "error" and ("unknown session" in r.error or "ended" in r.error)
+
+
+async def test_close_leaves_nothing_and_is_idempotent():
+    sb = LocalSandbox(limits=LIMITS, workers=2, preload=())
+    await sb.start()
+    await sb.open_session()
+    pids = [s.conn.proc.pid for s in sb._slots]
+    await sb.close()
+    await sb.close()
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert not psutil.Process().children(recursive=True)
+    with pytest.raises(RuntimeError):
+        await sb.run("print(1)")
+
+
+async def test_missing_python_is_a_clear_error():
+    with pytest.raises((OSError, RuntimeError)):
+        async with LocalSandbox(workers=1, python="/nonexistent/python3", isolation="none"):
+            pass
+
+
+async def test_worker_heals_its_folders():
+    async with LocalSandbox(limits=LIMITS, workers=1, preload=()) as sb:
+        r = await sb.run(
+            "import os, shutil\nos.chdir('/')\nshutil.rmtree('/tmp/work')\nopen('/tmp/work', 'w')"
+        )
+        assert r.ok, r
+        assert (await sb.run("import os\nprint(os.getcwd())")).output == "/tmp/work/cell\n"
+
+
+async def test_failing_worker_is_replaced():
+    async with LocalSandbox(limits=LIMITS, workers=1, preload=()) as sb:
+        slot = sb._slots[0]
+        pid = slot.conn.worker_pid
+        reply = await sb._call(slot, {"op": "no-such-op", "limits": LIMITS.to_worker()})
+        assert reply["status"] == "sandbox_error" and "no-such-op" in reply["error"]
+        assert slot.conn.worker_pid != pid
+        assert (await sb.run("print(2)")).output == "2\n"
