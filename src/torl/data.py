@@ -1,0 +1,112 @@
+"""Training data helpers: read problems into a `datasets.Dataset` and put them in a TIR prompt format.
+
+The trainer never rewrites prompts: a dataset reaches it with a `prompt` column (raw text, or a list of chat
+messages) and an `answer` column. These helpers build that from `{problem, answer}` rows:
+
+```python
+ds = apply_torl_template(load_jsonl_dataset("train_math.jsonl"))   # prompt = torl_prompt(problem)
+```
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torl.rollout.prompts import torl_prompt
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = [
+    "ZERO_TIR_SYSTEM_PROMPT",
+    "DataError",
+    "apply_template",
+    "apply_torl_template",
+    "apply_zero_tir_template",
+    "load_jsonl_dataset",
+    "torl_prompt",
+    "zero_tir_messages",
+]
+
+ZERO_TIR_SYSTEM_PROMPT = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+    "The Assistant first thinks about the reasoning process in the mind and then provides the user with the "
+    "answer. The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, "
+    "respectively, i.e., <think> reasoning process here </think> <answer> answer here </answer>. "
+    "The Assistant can write Python code in ```python ``` blocks to help; the output of each block is shown "
+    "to it in an ```output ``` block. Every code block inherits the global state (variables, imports, "
+    "functions) of the earlier code blocks."
+)
+"""A ZERO-TIR-style system prompt (<think>/<answer> tags, Python in ```python blocks, stateful cells)."""
+
+
+class DataError(ValueError):
+    """A training file could not be read: the message names the file, the line and the problem."""
+
+
+def load_jsonl_dataset(
+    path: str | Path, *, problem_key: str = "problem", answer_key: str = "answer", limit: int | None = None
+) -> Dataset:
+    """Read a JSON Lines file of `{problem, answer, ...}` rows into a `datasets.Dataset`.
+
+    Every row must have a non-empty `problem_key` text and an `answer_key` (string or number, kept as text);
+    the columns are renamed to `problem` and `answer`, other fields are kept. A bad line raises `DataError`
+    naming the file and line; nothing is silently dropped. `limit` keeps the first rows only.
+    """
+    from datasets import Dataset
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    rows: list[dict[str, Any]] = []
+    with p.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{p}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            problem, answer = row.pop(problem_key, None), row.pop(answer_key, None)
+            if not isinstance(problem, str) or not problem.strip():
+                raise DataError(f"{where}: missing or empty {problem_key!r}")
+            if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or not str(answer).strip():
+                raise DataError(f"{where}: missing or invalid {answer_key!r} (want a string or a number)")
+            rows.append({"problem": problem, "answer": str(answer), **row})
+            if limit is not None and len(rows) >= limit:
+                break
+    if not rows:
+        raise DataError(f"{p}: no rows")
+    # Columns must be the same in every row for Dataset.from_list; fill missing extras with None.
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return Dataset.from_list([{k: r.get(k) for k in keys} for r in rows])
+
+
+def apply_template(ds: Dataset, make_prompt: Callable[[str], Any], *, problem_key: str = "problem") -> Dataset:
+    """Add (or replace) the `prompt` column with `make_prompt(row[problem_key])`, keeping the other columns."""
+    if problem_key not in ds.column_names:
+        raise DataError(f"dataset has no {problem_key!r} column (columns: {ds.column_names})")
+    return ds.map(lambda row: {"prompt": make_prompt(row[problem_key])})
+
+
+def apply_torl_template(ds: Dataset, *, problem_key: str = "problem") -> Dataset:
+    """Set `prompt` to ToRL's raw-text prompt (`torl_prompt`, byte-exact `tir_base_0309`) for each problem."""
+    return apply_template(ds, torl_prompt, problem_key=problem_key)
+
+
+def zero_tir_messages(problem: str, system_prompt: str = ZERO_TIR_SYSTEM_PROMPT) -> list[dict[str, str]]:
+    """ZERO-TIR-style chat messages for a problem: the system prompt, then the problem as the user turn."""
+    return [{"role": "system", "content": system_prompt}, {"role": "user", "content": problem}]
+
+
+def apply_zero_tir_template(
+    ds: Dataset, *, problem_key: str = "problem", system_prompt: str = ZERO_TIR_SYSTEM_PROMPT
+) -> Dataset:
+    """Set `prompt` to ZERO-TIR-style chat messages (rendered by the model's chat template at rollout time)."""
+    return apply_template(ds, lambda p: zero_tir_messages(p, system_prompt), problem_key=problem_key)

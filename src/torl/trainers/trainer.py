@@ -1,0 +1,514 @@
+"""`TIRGRPOTrainer`: TRL's GRPO with multi-turn tool-integrated rollouts from the torl engine.
+
+Generation goes through `TIRRollout` (or any `RolloutPolicy`) via TRL's `rollout_func`: token ids, sampling
+logprobs and the env mask come back exactly as the engine produced them, so tool-output tokens stay in the
+context but leave the loss (TRL multiplies the completion mask by the env mask). Rewards receive the
+`Trajectory` objects as `trajectories=`; their scores are written back onto the trajectories, which are
+logged (`tir/*` metrics) and saved as JSON Lines every `save_trajectories_steps` steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import threading
+import warnings
+import weakref
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import gather_object
+from trl import GRPOTrainer
+from trl.trainer.utils import RepeatSampler
+
+from torl.core import Prompt, RolloutPolicy, Tool, ToolCall, ToolResult, Trajectory, save_jsonl
+from torl.trainers.config import TIRGRPOConfig
+from torl.trainers.metrics import trajectory_metrics
+
+__all__ = ["TIRGRPOTrainer"]
+
+_META_TYPES = (str, int, float, bool, type(None))
+
+
+class _StartedTool(Tool):
+    """Wraps the user's tool so it starts on first use, on the rollout engine's own event loop."""
+
+    def __init__(self, tool: Tool) -> None:
+        self.inner = tool
+        self.name = tool.name
+        self._started = False
+        self._lock: asyncio.Lock | None = None
+        self.start_error: BaseException | None = None
+
+    async def _ensure(self) -> None:
+        if self._started:
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self._started:
+                try:
+                    await self.inner.start()
+                except Exception as e:
+                    self.start_error = e
+                    raise
+                self._started = True
+
+    async def run(self, call: ToolCall) -> ToolResult:
+        await self._ensure()
+        return await self.inner.run(call)
+
+    async def open_session(self) -> str | None:
+        await self._ensure()
+        return await self.inner.open_session()
+
+    async def close_session(self, session: str | None) -> None:
+        await self.inner.close_session(session)
+
+    async def close(self) -> None:
+        if self._started:
+            self._started = False
+            await self.inner.close()
+
+
+class _LoopThread:
+    """A private event loop thread for `RolloutPolicy` objects that only offer async `generate`."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="torl-trainer-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+
+class _EpochRepeatSampler(RepeatSampler):
+    """TRL's `RepeatSampler`, shuffled from (seed, epoch) rather than from a running generator, so that a run
+    resumed from a checkpoint draws exactly the order the uninterrupted run would have drawn."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the HF Trainer at the start of each epoch (also on resume)."""
+        self.epoch = epoch
+
+    def __iter__(self):
+        if self.shuffle:
+            self.generator.manual_seed((self.seed or 0) * 1_000_003 + self.epoch)
+        self.epoch += 1  # without set_epoch calls, successive passes still differ
+        return super().__iter__()
+
+
+class TIRGRPOTrainer(GRPOTrainer):
+    """GRPO for tool-integrated reasoning: TRL's `GRPOTrainer` fed by the torl multi-turn rollout engine.
+
+    ```python
+    ds = apply_torl_template(load_jsonl_dataset("train.jsonl"))     # columns: prompt, answer
+    trainer = TIRGRPOTrainer(model="Qwen/Qwen2.5-Math-1.5B", tool=PythonTool(DockerSandbox()),
+                             reward_funcs=[ToRLReward()], args=TIRGRPOConfig(...), train_dataset=ds)
+    trainer.train()
+    ```
+
+    Generation backend, from `args`:
+    - `use_vllm=True, vllm_mode="colocate"`: the engine runs on the trainer's own `vllm.LLM`, weights synced
+      before each step's rollouts (on GPUs TRL builds and syncs it; on CPU torl does, see `ColocatedVLLM`).
+    - `use_vllm=True, vllm_mode="server"`: rollouts go to `vllm serve` over HTTP; weights are pushed through
+      TRL's client (its NCCL weight transfer).
+    - `use_vllm=False`: the trainer's transformers model generates (slow; CPU tests and debugging).
+
+    Args:
+        model: model id/path or a loaded model (as in `GRPOTrainer`).
+        reward_funcs: TRL reward functions; torl rewards (e.g. `ToRLReward()`) read `trajectories=` and the
+            dataset's `answer` column.
+        args: a `TIRGRPOConfig`.
+        train_dataset: rows with `prompt` (raw text or chat messages: apply the template first, e.g. with
+            `torl.data.apply_torl_template`) and the reward's columns (`answer`).
+        tool: the `Tool` that runs the model's code (e.g. `PythonTool(LocalSandbox())`). The trainer starts it
+            on first use and closes it in `close()` (or at interpreter exit).
+        rollout: a ready `RolloutPolicy` to use instead of building a `TIRRollout` (then `tool` must be None;
+            the rollout's own tool is the caller's to start and close).
+            A `TIRRollout.from_llm(llm)` is synced like the colocated engine (needs `use_vllm=True`).
+        Other arguments go to `GRPOTrainer` (`rollout_func`, `tools` and `environment_factory` are taken).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        reward_funcs: Any = None,
+        args: TIRGRPOConfig | None = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        *,
+        tool: Tool | None = None,
+        rollout: RolloutPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for taken in ("rollout_func", "tools", "environment_factory"):
+            if kwargs.get(taken) is not None:
+                raise ValueError(f"TIRGRPOTrainer drives generation itself: do not pass {taken}=")
+        if args is None:
+            name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "model")
+            args = TIRGRPOConfig(output_dir=f"{str(name).rstrip('/').split('/')[-1]}-TIR-GRPO")
+        if not isinstance(args, TIRGRPOConfig):
+            raise TypeError(f"args must be a TIRGRPOConfig, got {type(args).__name__}")
+        if tool is not None and rollout is not None:
+            raise ValueError("pass either tool= (the trainer builds the rollout engine) or rollout=, not both")
+        if tool is not None and not isinstance(tool, Tool):
+            raise TypeError(f"tool must be a torl Tool, got {type(tool).__name__}")
+        if rollout is not None and not isinstance(rollout, RolloutPolicy):
+            raise TypeError(f"rollout must implement RolloutPolicy (async generate), got {type(rollout).__name__}")
+        if args.min_p not in (None, 0.0) or args.repetition_penalty != 1.0 or args.generation_kwargs:
+            raise ValueError("the torl rollout engine does not use min_p, repetition_penalty or generation_kwargs")
+        for name, ds in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+            cols = getattr(ds, "column_names", None)
+            if isinstance(cols, list) and "prompt" not in cols:
+                raise ValueError(
+                    f"{name} needs a 'prompt' column (columns: {cols}); build it with torl.data.apply_torl_template"
+                )
+
+        given_llm = getattr(getattr(rollout, "backend", None), "llm", None)
+        # On CPU torl builds (or takes) the colocated vLLM engine itself; TRL must not build its own.
+        self._own_colocate = args.use_vllm and args.vllm_mode == "colocate" and (
+            given_llm is not None or not _has_accelerator()
+        )
+        if given_llm is not None and not (args.use_vllm and args.vllm_mode == "colocate"):
+            raise ValueError("rollout= runs on a vllm.LLM: set use_vllm=True, vllm_mode='colocate' to sync weights")
+        if args.use_vllm and args.vllm_mode == "colocate" and args.vllm_tensor_parallel_size > 1:
+            raise NotImplementedError("colocated vLLM with tensor parallelism is not supported by the torl rollout "
+                                      "(each rank generates its own trajectories); use vllm_tensor_parallel_size=1")
+        if self._own_colocate and args.vllm_enable_sleep_mode:
+            raise ValueError("vllm_enable_sleep_mode needs a GPU engine; turn it off on CPU")
+        if rollout is not None and hasattr(getattr(rollout, "backend", None), "base_urls") and not args.use_vllm:
+            warnings.warn("rollout= generates on vLLM servers but use_vllm=False: the trainer pushes no weights to "
+                          "them, so rollouts come from a stale policy", stacklevel=2)
+
+        self._tool = _StartedTool(tool) if tool is not None else None
+        self._rollout: Any = rollout
+        self._loop_thread: _LoopThread | None = None
+        self._batch_trajectories: list[Trajectory] | None = None
+        self._batch_meta: list[dict[str, Any]] | None = None
+        self._last_traj_save: int | None = None
+
+        if self._own_colocate:
+            args.use_vllm = False
+        try:
+            super().__init__(model, reward_funcs, args, train_dataset, eval_dataset, processing_class,
+                             rollout_func=self._rollout_func, **kwargs)
+        finally:
+            if self._own_colocate:
+                args.use_vllm = True
+        if self._own_colocate:
+            from torl.trainers.vllm_colocate import ColocatedVLLM
+
+            self.use_vllm = True
+            self._last_loaded_step = -1
+            self.vllm_generation = ColocatedVLLM(
+                self.model, self.accelerator, llm=given_llm, dtype=args.vllm_dtype,
+                max_model_len=args.vllm_max_model_length, model_impl=args.vllm_model_impl,
+                gpu_memory_utilization=args.vllm_gpu_memory_utilization,  # on CPU: share of RAM for the KV cache
+                max_num_seqs=args.per_device_train_batch_size * args.steps_per_generation,
+                trust_remote_code=args.trust_remote_code, seed=args.seed + self.accelerator.process_index,
+            )
+        built = self._rollout is None
+        if built:
+            self._rollout = self._build_rollout()
+        self._check_rollout_model()
+        # Runs on close(), when the trainer is collected, or at interpreter exit; holds no trainer reference.
+        self._finalizer = weakref.finalize(self, _Closer(self._tool, self._rollout, built))
+
+    # ----- rollout engine -----
+
+    def _engine_kwargs(self) -> dict[str, Any]:
+        a = self.args
+        return {
+            "tool": self._tool,
+            "tir_format": a.tir_format,
+            "max_tool_calls": a.max_tool_calls,
+            "max_new_tokens": a.max_completion_length,
+            "over_budget": a.over_budget,
+            "max_turns": a.max_turns,
+            "max_concurrency": a.rollout_max_concurrency,
+            "tool_timeout_s": a.tool_timeout_s,
+            "stateful": a.stateful_tool,
+        }
+
+    def _build_rollout(self) -> Any:
+        from torl.rollout.engine import TIRRollout
+
+        tok = self.processing_class
+        kw = self._engine_kwargs()
+        if kw["tir_format"] == "zero_tir":
+            from torl.trainers.zero_tir import register
+
+            register()
+        if not self.use_vllm:
+            return TIRRollout.from_transformers(self.accelerator.unwrap_model(self.model), tok, **kw)
+        if self.vllm_mode == "colocate":
+            return TIRRollout.from_llm(self.vllm_generation.llm, tokenizer=tok, **kw)
+        a = self.args
+        base_url = a.vllm_server_base_url or f"http://{a.vllm_server_host}:{a.vllm_server_port}"
+        name = a.vllm_served_model_name or _served_model_name(base_url)
+        return TIRRollout.from_server(base_url, name, tok, max_model_len=a.vllm_max_model_length, **kw)
+
+    def _check_rollout_model(self) -> None:
+        backend = getattr(self._rollout, "backend", None)
+        model = getattr(backend, "model", None)
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        if not self.use_vllm and model is not None and not isinstance(model, str) and model is not unwrapped:
+            raise ValueError("rollout= generates with another transformers model than the one being trained")
+
+    @property
+    def rollout(self) -> Any:
+        """The `RolloutPolicy` that produces the trajectories (a `TIRRollout` unless one was passed)."""
+        return self._rollout
+
+    @property
+    def last_trajectories(self) -> list[Trajectory] | None:
+        """This process' trajectories of the latest generation batch, with rewards and advantages."""
+        return self._batch_trajectories
+
+    @contextlib.contextmanager
+    def _vllm_awake(self):
+        """TRL's sleep mode (GPU colocate): weights and KV cache back for the rollout, asleep after it."""
+        vg = self.vllm_generation
+        if getattr(vg, "_llm_weights_sleeping", False):
+            vg.sync_weights()
+        vg.llm.wake_up(tags=["kv_cache"])
+        try:
+            yield
+        finally:
+            vg.llm.sleep(level=2)
+            vg._llm_weights_sleeping = True
+
+    def _generation_context(self) -> Any:
+        """For the transformers backend: gradient checkpointing off (it breaks `generate`'s KV cache in
+        training mode) and DeepSpeed ZeRO-3 parameters gathered, as TRL does for its own generation."""
+        if self.use_vllm:
+            if self.vllm_mode == "colocate" and self.args.vllm_enable_sleep_mode and not self._own_colocate:
+                return self._vllm_awake()
+            return contextlib.nullcontext()
+        from trl.models import unwrap_model_for_generation
+
+        return unwrap_model_for_generation(
+            self.model_wrapped, self.accelerator, gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+            gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+        )
+
+    def _generate_trajectories(self, prompts: list[Prompt], mode: str) -> list[Trajectory]:
+        # Seeds differ per step and process, and follow the run across a resume.
+        seed = (self.args.seed * 1_000_003 + self.state.global_step * 7919 + self.accelerator.process_index
+                * 104_729 + (0 if mode == "train" else 13)) % (2**31 - 1)
+        sampling: dict[str, Any] = {
+            "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k or 0, "seed": seed,
+            "max_new_tokens": self.max_completion_length,
+        }
+        meta = self._batch_meta if self._batch_meta is not None and len(self._batch_meta) == len(prompts) else None
+        policy = self._rollout
+        if meta is not None and _accepts(policy.generate, "metadata"):
+            sampling["metadata"] = meta
+        with self._generation_context():
+            if hasattr(policy, "generate_sync"):
+                trajs = policy.generate_sync(prompts, 1, **sampling)
+            else:
+                if self._loop_thread is None:
+                    self._loop_thread = _LoopThread()
+                trajs = self._loop_thread.run(policy.generate(prompts, 1, **sampling))
+        trajs = list(trajs)
+        if len(trajs) != len(prompts):
+            raise RuntimeError(f"the rollout policy returned {len(trajs)} trajectories for {len(prompts)} prompts")
+        for i, t in enumerate(trajs):
+            t.metadata.setdefault("prompt_index", i)
+            if meta is not None:
+                for k, v in meta[i].items():
+                    t.metadata.setdefault(k, v)
+            t.metadata["step"] = self.state.global_step
+            t.metadata["mode"] = mode
+        return trajs
+
+    def _rollout_func(self, prompts: list[Prompt], trainer: Any = None) -> dict[str, Any]:
+        """TRL's `rollout_func`: one trajectory per (already repeated) prompt."""
+        mode = "train" if self.model.training else "eval"
+        trajs = self._generate_trajectories(prompts, mode)
+        self._batch_trajectories = trajs
+        self._check_not_all_failed(trajs)
+        eos = self.eos_token_ids[0] if self.eos_token_ids else self._tokenizer.eos_token_id
+        out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": []}
+        for t in trajs:
+            ids, lps, mask = list(t.completion_ids), list(t.logprobs), list(t.env_mask)
+            if not ids:  # failed before any token: one masked EOS keeps the batch shape valid
+                ids, lps, mask = [eos], [0.0], [0]
+            if t.finish_reason == "error":  # an infrastructure failure teaches the policy nothing
+                mask = [0] * len(ids)
+            out["prompt_ids"].append(list(t.prompt_ids))
+            out["completion_ids"].append(ids)
+            out["logprobs"].append(lps)
+            out["env_mask"].append(mask)
+        out["trajectories"] = trajs
+        return out
+
+    def _get_train_sampler(self, dataset: Any = None) -> Any:
+        return _EpochRepeatSampler(
+            data_source=dataset if dataset is not None else self.train_dataset,
+            mini_repeat_count=self.num_generations,
+            batch_size=self.args.generation_batch_size // self.num_generations,
+            repeat_count=self.num_iterations * self.args.steps_per_generation,
+            shuffle=self.shuffle_dataset,
+            seed=self.args.seed,
+        )
+
+    def _check_not_all_failed(self, trajs: list[Trajectory]) -> None:
+        """One failed rollout is data; a batch where all failed is a broken setup: stop with its cause."""
+        tool_error = self._tool.start_error if self._tool is not None else None
+        failed = [t for t in trajs if t.finish_reason == "error"]
+        everyone = gather_object([(len(failed), len(trajs), failed[0].error if failed else None,
+                                   repr(tool_error) if tool_error else None)])
+        if any(te for *_, te in everyone):
+            cause = next(te for *_, te in everyone if te)
+            raise RuntimeError(f"the tool could not start: {cause}")
+        if sum(n for n, *_ in everyone) == sum(k for _, k, *_ in everyone):
+            cause = next(e for _, _, e, _ in everyone if e)
+            raise RuntimeError(f"every rollout of the batch failed; first error: {cause}")
+
+    # ----- scoring, metrics, dumps -----
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        self._batch_meta = [
+            {k: v for k, v in x.items() if k not in ("prompt", "trajectories") and isinstance(v, _META_TYPES)}
+            for x in inputs
+        ]
+        self._batch_trajectories = None
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._batch_meta = None
+        trajs = self._batch_trajectories
+        if trajs:
+            mode = "train" if self.model.training else "eval"
+            for t, adv in zip(trajs, output["advantages"].tolist(), strict=True):
+                t.metadata["advantage"] = adv
+            self._log_trajectories(trajs, mode)
+            self._save_trajectories(trajs, mode)
+        return output
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        # Failed rollouts are unscorable: NaN in every column gives them a zero advantage and keeps them out
+        # of their group's baseline (TRL's handling of rewards that are all None).
+        failed = torch.tensor([int(_failed(x.get("trajectories"))) for x in inputs], device=rewards_per_func.device)
+        failed = self.accelerator.gather(failed).bool()
+        if failed.any():
+            rewards_per_func[failed] = torch.nan
+        start = self.accelerator.process_index * len(prompts)
+        local = rewards_per_func[start : start + len(prompts)].float().cpu()
+        weights = self.reward_weights.float().cpu()
+        for i, x in enumerate(inputs):
+            t = x.get("trajectories")
+            if not isinstance(t, Trajectory):
+                continue
+            row = local[i]
+            breakdown: dict[str, float | None] = {}
+            for j, name in enumerate(self.reward_func_names):
+                v = row[j].item()
+                breakdown[name] = None if math.isnan(v) else v
+                outs = getattr(self.reward_funcs[j], "last_outputs", None)
+                if isinstance(outs, list) and len(outs) == len(inputs):
+                    for k, val in getattr(outs[i], "breakdown", {}).items():
+                        breakdown[f"{name}/{k}"] = val
+            t.reward_breakdown = breakdown
+            t.reward = None if torch.isnan(row).all() else float(torch.nansum(row * weights))
+        return rewards_per_func
+
+    def _log_trajectories(self, trajs: list[Trajectory], mode: str) -> None:
+        stats = trajectory_metrics(trajs)
+        n = len(trajs)
+        everyone = gather_object([(stats, n)])  # every process' batch: weight by its size
+        for key in stats:
+            vals = [(s[key], k) for s, k in everyone if not math.isnan(s[key])]
+            if "max" in key:
+                value = max((v for v, _ in vals), default=math.nan)
+            else:
+                total = sum(k for _, k in vals)
+                value = sum(v * k for v, k in vals) / total if total else math.nan
+            self._metrics[mode][f"tir/{key}"].append(value)
+
+    def _save_trajectories(self, trajs: list[Trajectory], mode: str) -> None:
+        every = self.args.save_trajectories_steps
+        if every <= 0:
+            return
+        step = self.state.global_step
+        if mode == "train":
+            if self._last_traj_save is not None and step - self._last_traj_save < every:
+                return
+            self._last_traj_save = step
+        everyone = gather_object(list(trajs))
+        if not self.accelerator.is_main_process:
+            return
+        folder = Path(self.args.trajectories_dir or os.path.join(self.args.output_dir, "trajectories"))
+        path = folder / f"{'' if mode == 'train' else 'eval_'}step_{step:06d}.jsonl"
+        save_jsonl(everyone, path, append=mode == "eval" and path.exists())
+
+    # ----- lifecycle -----
+
+    def close(self) -> None:
+        """Release what the trainer started: the tool (sandbox workers) and the rollout engine it built (its
+        loop thread; a `vllm.LLM` stays alive). Also run when the trainer is garbage-collected or at interpreter
+        exit. Safe to call twice."""
+        self._finalizer()
+
+
+class _Closer:
+    """Closes the tool and the built engine once; holds no reference to the trainer."""
+
+    def __init__(self, tool: _StartedTool | None, rollout: Any, built: bool) -> None:
+        self.tool, self.rollout, self.built, self.done = tool, rollout, built, False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        runner = getattr(self.rollout, "_run", None)  # the engine's private loop, where the tool started
+        try:
+            if self.tool is not None and self.tool._started:
+                runner(self.tool.close()) if callable(runner) else asyncio.run(self.tool.close())
+            if self.built and hasattr(self.rollout, "close_sync"):
+                self.rollout.close_sync()
+        except Exception as e:  # noqa: BLE001 - closing must never hide a training result
+            warnings.warn(f"closing the torl tool or rollout engine failed: {e}", stacklevel=2)
+
+
+def _failed(t: Any) -> bool:
+    return isinstance(t, Trajectory) and t.finish_reason == "error"
+
+
+def _has_accelerator() -> bool:
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _served_model_name(base_url: str) -> str:
+    """The first model a vLLM server lists at /v1/models."""
+    import httpx
+
+    r = httpx.get(base_url.rstrip("/") + "/v1/models", timeout=30)
+    r.raise_for_status()
+    data = r.json().get("data") or []
+    if not data:
+        raise RuntimeError(f"{base_url} lists no model; set vllm_served_model_name")
+    return str(data[0]["id"])
+

@@ -1,0 +1,113 @@
+"""The recipes: their hyperparameters match the published setups, they build, and one step runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from torl.core import ToolCall, ToolResult
+
+RECIPES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(f"recipes_{name}", RECIPES / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(RECIPES))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(RECIPES))
+    return mod
+
+
+@pytest.fixture(scope="module")
+def train():
+    return _module("train")
+
+
+@pytest.fixture(autouse=True)
+def _data_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORL_DATA_DIR", str(tmp_path))
+
+
+def _config(recipe):
+    from torl.trainers import TIRGRPOConfig
+
+    return TIRGRPOConfig(**{**recipe["trainer"], "bf16": False, "use_cpu": True})  # no GPU here
+
+
+@pytest.mark.parametrize(("name", "model", "steps"), [("torl_1.5b", "Qwen/Qwen2.5-Math-1.5B", 1000),
+                                                      ("torl_7b", "Qwen/Qwen2.5-Math-7B", 500)])
+def test_torl_recipes_match_the_paper(train, name, model, steps):
+    r = train.load_recipe(RECIPES / f"{name}.yaml")
+    c = _config(r)
+    assert r["model"] == model and c.max_steps == steps
+    assert r["data"]["template"] == "torl" and r["data"]["max_prompt_tokens"] == 400
+    assert r["reward"] == {"name": "torl", "execution_penalty": 0.0} and r["tool"]["timeout_s"] == 10
+    assert c.tir_format == "torl" and c.max_tool_calls == 1 and c.max_completion_length == 3072
+    assert c.num_generations == 16 and c.per_device_train_batch_size * 8 * c.gradient_accumulation_steps == 128 * 16
+    assert c.learning_rate == 1e-6 and str(c.lr_scheduler_type.value) == "constant"
+    assert c.beta == 0.0 and c.entropy_coef == 0.0 and c.epsilon == 0.2 and c.max_grad_norm == 1.0
+    assert c.temperature == 1.0 and c.top_p == 1.0
+
+
+def test_zero_tir_recipe_matches_areal(train):
+    r = train.load_recipe(RECIPES / "zero_tir_1.5b.yaml")
+    c = _config(r)
+    assert r["model"] == "Qwen/Qwen2.5-1.5B" and r["data"]["template"] == "zero_tir"
+    assert r["reward"] == {"name": "math_answer", "answer_format": "answer_tag"} and r["tool"]["timeout_s"] == 5
+    assert c.num_generations == 8 and c.max_completion_length == 4000 and c.learning_rate == 1e-5
+    assert c.epsilon == 0.4 and c.beta == 0.0 and c.stateful_tool and c.tir_format == "zero_tir"
+
+
+def test_overrides_and_errors(train, tmp_path, monkeypatch):
+    r = train.load_recipe(RECIPES / "torl_1.5b.yaml", ["trainer.max_steps=3", "tool.sandbox=local", "data.x.y=[1]"])
+    assert r["trainer"]["max_steps"] == 3 and r["tool"]["sandbox"] == "local" and r["data"]["x"]["y"] == [1]
+    assert r["data"]["train"] == str(tmp_path / "train_math.jsonl")
+    with pytest.raises(ValueError, match="key=value"):
+        train.load_recipe(RECIPES / "torl_1.5b.yaml", ["trainer.max_steps"])
+    monkeypatch.delenv("TORL_DATA_DIR")
+    with pytest.raises(ValueError, match="TORL_DATA_DIR"):
+        train.load_recipe(RECIPES / "torl_1.5b.yaml")
+
+
+def test_zero_tir_format():
+    fmt = _module("zero_tir").ZeroTIRFormat()
+    text = "<think>compute</think>\n```python\nx = 6 * 7\nprint(x)\n```\n"
+    assert fmt.parse_calls(text, stopped=True) == [ToolCall(code="x = 6 * 7\nprint(x)\n")]
+    assert fmt.parse_calls(text, stopped=False) == []
+    assert fmt.parse_calls("<answer>42</answer>", stopped=True) == []
+    assert fmt.parse_calls("```output\n1\n```\n", stopped=True) == []
+    assert fmt.render(text, [], [ToolResult(output="42\n")]) == "```output\n42\n```\n"
+    assert "print()" in fmt.render(text, [], [ToolResult(output="")])
+    err = ToolResult.failure("error", "NameError: name 'y' is not defined", output="Traceback...\nNameError: y")
+    assert fmt.render(text, [], [err]) == "```output\nTraceback...\nNameError: y\n```\n"
+    assert len(fmt.render(text, [], [ToolResult(output="7" * 5000)])) < 2100
+
+
+@pytest.mark.parametrize("recipe", ["torl_1.5b", "zero_tir_1.5b"])
+def test_recipe_runs_one_step_on_the_tiny_model(train, recipe, tir_model_path, tmp_path):
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps({"problem": q, "answer": a}) for q, a in
+                              [("What is 12 * 34 + 5?", "413"), ("What is 7 * 8?", "56")]) + "\n")
+    tiny = [f"model={tir_model_path}", f"data.train={data}", "tool.sandbox=local", "tool.workers=1",
+            f"trainer.output_dir={tmp_path / 'run'}", "trainer.use_vllm=false", "trainer.bf16=false",
+            "trainer.use_cpu=true", "trainer.per_device_train_batch_size=4", "trainer.num_generations=2",
+            "trainer.gradient_accumulation_steps=1", "trainer.max_steps=1", "trainer.max_completion_length=48",
+            "trainer.gradient_checkpointing=false", "trainer.save_trajectories_steps=1"]
+    if recipe == "torl_1.5b":  # through the example script
+        trainer = train.main(["--config", str(RECIPES / f"{recipe}.yaml"), "--set", *tiny])
+        assert trainer.state.global_step == 1
+    else:  # through `torl train`
+        from torl.cli import main as torl_main
+
+        assert torl_main(["train", str(RECIPES / f"{recipe}.yaml"), "--set", *tiny]) == 0
+    assert (tmp_path / "run" / "trajectories" / "step_000000.jsonl").exists()
+    assert (tmp_path / "run" / "model.safetensors").exists()
