@@ -100,13 +100,16 @@ def build_tir_model(
     """
     out = Path(path)
     transcripts = list(transcripts or DEFAULT_TRANSCRIPTS)
-    # The marker holds a digest of the transcripts: a cached model trained on other transcripts is rebuilt.
-    digest = hashlib.sha256(repr([(t.prompt, t.segments, t.tools) for t in transcripts]).encode()).hexdigest()
+    base_path = build_tiny_model(base or out.with_name(out.name + "-base"))  # cached: cheap when built
+    # The marker holds a digest of the transcripts and the base build: a model cached from other
+    # transcripts or another base is rebuilt.
+    recipe = repr([(t.prompt, t.segments, t.tools) for t in transcripts])
+    recipe += (Path(base_path) / ".torl-complete").read_text()
+    digest = hashlib.sha256(recipe.encode()).hexdigest()
     with locked(out):
         marker = out / ".torl-complete"
         if marker.exists() and marker.read_text().strip() == digest and not overwrite:
             return str(out)
-        base_path = build_tiny_model(base or out.with_name(out.name + "-base"))
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(base_path, tmp)

@@ -1,0 +1,410 @@
+"""`TIRRollout`: prompts in, token-exact tool-integrated trajectories out.
+
+Each trajectory is its own asyncio task: it generates until its turn stops on the format's stop string,
+runs the code with the tool, appends the tokenized output, and resumes, while the others keep going.
+
+Token exactness: the ids and logprobs the backend sampled are kept as returned (never decoded and
+re-encoded); only tool output is tokenized; each turn sends prompt + completion ids so far. A stop string
+that ends inside a token keeps the whole token, and the format reads the decoded text of exactly those ids,
+so what is rendered and what the model is conditioned on agree.
+
+Segments: a model segment's text is `decode(ids of that turn)`; a tool segment's text is the rendered
+environment text (or the decode of its ids when the budget cut it). A multi-byte character split across a
+turn boundary decodes to U+FFFD on both sides; only then does the concatenation of segment texts differ
+from `decode(completion_ids)` (the ids are exact either way).
+
+Finish reasons: "stop" (the model ended, or stopped with nothing to run, or went past the budget in
+"continue" mode), "length" (token budget or max_model_len, tool output included), "max_turns", "error"
+(the engine or the tool raised; what was generated is kept and `error` says why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Coroutine, Sequence
+from typing import Any, Literal
+
+from torl.core import Prompt, Segment, Tool, ToolCall, ToolCallRecord, ToolResult, Trajectory
+from torl.rollout.backends import (
+    GenerationBackend,
+    HTTPBackend,
+    TransformersBackend,
+    VLLMAsyncBackend,
+    VLLMSyncBackend,
+)
+from torl.rollout.formats import BUDGET_SPENT_MESSAGE, INVALID_CALL, TIRFormat, get_format
+
+logger = logging.getLogger(__name__)
+
+OverBudget = Literal["continue", "notify"]
+
+
+class TIRRollout:
+    """Multi-turn tool-integrated rollouts over a generation backend (implements `RolloutPolicy`).
+
+    Args:
+        backend: a `GenerationBackend` (see the `from_*` constructors).
+        tool: the `Tool` that runs code (None: no tool; every call gets a "no tool" error result).
+        tir_format: "torl" (```python / ```output), "xml" (<code> / <interpreter>), "chat" (JSON tool calls
+            through the chat template), or a `TIRFormat` instance.
+        max_tool_calls: the tool-call budget per trajectory (ToRL's C).
+        max_new_tokens: the completion budget, model and tool tokens together (ToRL: 3072).
+        over_budget: past the budget, "continue" (ToRL) generates the last turn without the stop string and
+            runs nothing more; "notify" keeps the stop string and answers further calls with an output block
+            saying the budget is spent (bounded by `max_turns`).
+        max_turns: model turns per trajectory (default: max_tool_calls + 1, or + 3 with "notify").
+        max_concurrency: trajectories in flight at once, over all `generate` calls of this engine.
+        tool_timeout_s: a wall-clock limit on one tool call, on top of the tool's own limits.
+        stateful: open one tool session per trajectory (cells share state) when the tool supports it.
+    """
+
+    def __init__(
+        self,
+        backend: GenerationBackend,
+        *,
+        tool: Tool | None = None,
+        tir_format: str | TIRFormat = "torl",
+        max_tool_calls: int = 1,
+        max_new_tokens: int = 3072,
+        over_budget: OverBudget = "continue",
+        max_turns: int | None = None,
+        max_concurrency: int = 512,
+        tool_timeout_s: float | None = None,
+        stateful: bool = True,
+    ) -> None:
+        if over_budget not in ("continue", "notify"):
+            raise ValueError(f"over_budget must be 'continue' or 'notify', got {over_budget!r}")
+        if max_tool_calls < 0 or max_new_tokens < 1 or max_concurrency < 1:
+            raise ValueError("max_tool_calls must be >= 0, max_new_tokens and max_concurrency >= 1")
+        self.backend = backend
+        self.tokenizer = backend.tokenizer
+        self.tool = tool
+        self.format = get_format(tir_format)
+        self.format.bind(self.tokenizer)
+        self.max_tool_calls = max_tool_calls
+        self.max_new_tokens = max_new_tokens
+        self.over_budget = over_budget
+        self.max_turns = max_turns or (max_tool_calls + (1 if over_budget == "continue" else 3))
+        self.max_concurrency = max_concurrency
+        self.tool_timeout_s = tool_timeout_s
+        self.stateful = stateful
+        self._stop_ids = self.format.stop_token_ids()
+        self._sems: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per event loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._batches = 0
+
+    # ----- constructors -----
+
+    @classmethod
+    def from_vllm(
+        cls, model: str, *, tool: Tool | None = None, engine_kwargs: dict | None = None, **kwargs: Any
+    ) -> TIRRollout:
+        """An in-process vLLM `AsyncLLM` for `model` (prefix caching on, processed logprobs).
+        `engine_kwargs` go to vLLM's `AsyncEngineArgs` (e.g. max_model_len, dtype); the rest to `TIRRollout`."""
+        return cls(VLLMAsyncBackend.from_model(model, **(engine_kwargs or {})), tool=tool, **kwargs)
+
+    @classmethod
+    def from_llm(
+        cls, llm: Any, *, tool: Tool | None = None, tokenizer: Any = None, **kwargs: Any
+    ) -> TIRRollout:
+        """Over an existing synchronous `vllm.LLM` (e.g. TRL's colocated `trainer.llm`); it stays the caller's.
+        Create it with `logprobs_mode="processed_logprobs"` (TRL does) for logprobs after temperature."""
+        return cls(VLLMSyncBackend(llm, tokenizer), tool=tool, **kwargs)
+
+    @classmethod
+    def from_server(
+        cls,
+        base_urls: str | Sequence[str],
+        model: str,
+        tokenizer: Any = None,
+        *,
+        tool: Tool | None = None,
+        max_model_len: int | None = None,
+        **kwargs: Any,
+    ) -> TIRRollout:
+        """Over `vllm serve` replicas (OpenAI-compatible /v1/completions with token ids). `tokenizer`: a
+        tokenizer or a path/name to load (default: `model`)."""
+        if tokenizer is None or isinstance(tokenizer, str):
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer or model)
+        backend = HTTPBackend(base_urls, model, tokenizer, max_model_len=max_model_len)
+        if backend.max_model_len is None:
+            backend.max_model_len = backend.query_max_model_len()
+        return cls(backend, tool=tool, **kwargs)
+
+    @classmethod
+    def from_transformers(
+        cls, model: Any, tokenizer: Any = None, *, tool: Tool | None = None, **kwargs: Any
+    ) -> TIRRollout:
+        """Over a transformers model (or a path to load in float32) and its tokenizer; slow, for debugging."""
+        if isinstance(model, str) or tokenizer is None:
+            backend = TransformersBackend.from_model(str(model))
+        else:
+            backend = TransformersBackend(model, tokenizer)
+        return cls(backend, tool=tool, **kwargs)
+
+    # ----- public API -----
+
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
+        """The prompt's token ids as this engine sends them (raw text, or the chat template for messages)."""
+        return self.format.encode_prompt(prompt, self.tokenizer)
+
+    async def generate(
+        self,
+        prompts: Sequence[Prompt],
+        n: int = 1,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        seed: int | None = None,
+        max_new_tokens: int | None = None,
+        metadata: Sequence[dict] | None = None,
+    ) -> list[Trajectory]:
+        """Roll out `n` samples of each prompt, prompt-major. Never raises for one bad sample: it comes back
+        with `finish_reason="error"` and `error` set.
+
+        `seed`: trajectory k (prompt-major order) samples with seed + k (each turn with a seed derived from it),
+        so a run is reproducible; None sends no per-request seeds (the engine's own RNG; faster in vLLM, which
+        samples seeded requests one by one). `metadata`: one dict per prompt, copied into its trajectories'.
+        """
+        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict)):
+            raise TypeError(
+                "prompts must be a sequence of prompts (strings or message lists), not one prompt"
+            )
+        if n < 1:
+            raise ValueError("n must be >= 1")
+        if metadata is not None and len(metadata) != len(prompts):
+            raise ValueError(f"metadata has {len(metadata)} entries for {len(prompts)} prompts")
+        budget = max_new_tokens or self.max_new_tokens
+        sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k}
+        self._batches += 1
+        tasks = []
+        for i, prompt in enumerate(prompts):
+            try:
+                ids = self.encode_prompt(prompt)
+                err = None
+            except Exception as e:  # a bad prompt fails its own samples only
+                ids, err = [], f"prompt could not be encoded: {type(e).__name__}: {e}"
+            for j in range(n):
+                meta = {
+                    **(metadata[i] if metadata else {}),
+                    "prompt_index": i,
+                    "sample_index": j,
+                    "seed": None if seed is None else (seed + i * n + j) % (2**31 - 1),
+                }
+                tasks.append(self._guarded(prompt, ids, err, meta, sampling, budget, (self._batches, i)))
+        return list(await asyncio.gather(*tasks))
+
+    def generate_sync(self, prompts: Sequence[Prompt], n: int = 1, **sampling: Any) -> list[Trajectory]:
+        """`generate` for synchronous callers (e.g. TRL's `rollout_func`); works from any thread, repeatedly.
+        All calls run on one private event loop thread, so backends and tools stay on one loop."""
+        return self._run(self.generate(prompts, n, **sampling))
+
+    async def close(self) -> None:
+        """Release the backend (an engine this object started; a `vllm.LLM` passed in stays alive)."""
+        await self.backend.close()
+
+    def close_sync(self) -> None:
+        """`close` for synchronous callers; also stops the private loop thread."""
+        if self._loop is not None:
+            self._run(self.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join(10)
+            self._loop = self._loop_thread = None
+        else:
+            asyncio.run(self.close())
+
+    # ----- internals -----
+
+    def _run(self, coro: Coroutine) -> Any:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            t = threading.Thread(target=loop.run_forever, name="torl-rollout-loop", daemon=True)
+            t.start()
+            self._loop, self._loop_thread = loop, t
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _sem(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        sem = self._sems.get(loop)
+        if sem is None:
+            sem = self._sems[loop] = asyncio.Semaphore(self.max_concurrency)
+        return sem
+
+    async def _guarded(self, prompt, prompt_ids, err, meta, sampling, budget, affinity) -> Trajectory:
+        if err is not None:
+            return Trajectory(
+                prompt=prompt, prompt_ids=prompt_ids, finish_reason="error", error=err, metadata=meta
+            )
+        async with self._sem():
+            state = _State(prompt, prompt_ids, meta, affinity)
+            try:
+                await self._rollout(state, sampling, budget)
+            except Exception as e:  # engine or tool crash: keep what was generated, mark the error
+                state.finish, state.error = "error", f"{type(e).__name__}: {e}"
+            return state.trajectory()
+
+    async def _rollout(self, st: _State, sampling: dict, budget: int) -> None:
+        try:
+            await self._loop_turns(st, sampling, budget)
+        finally:
+            if st.session is not None:
+                try:
+                    await self.tool.close_session(st.session)
+                except Exception as e:  # the trajectory is done; a leaked session is the tool's to reap
+                    logger.warning("closing tool session %s failed: %s", st.session, e)
+
+    async def _loop_turns(self, st: _State, sampling: dict, budget: int) -> None:
+        fmt, tok = self.format, self.tokenizer
+        max_len = self.backend.max_model_len
+        calls_left = self.max_tool_calls
+        seed = st.meta["seed"]
+        if max_len and len(st.prompt_ids) >= max_len:
+            raise ValueError(f"prompt of {len(st.prompt_ids)} tokens does not fit max_model_len {max_len}")
+        while True:
+            room = budget - len(st.completion)
+            if max_len:
+                room = min(room, max_len - len(st.prompt_ids) - len(st.completion))
+            if room <= 0:
+                st.finish = "length"
+                return
+            if st.turns >= self.max_turns:
+                st.finish = "max_turns"
+                return
+            use_stop = calls_left > 0 or self.over_budget == "notify"
+            t0 = time.perf_counter()
+            out = await self.backend.generate(
+                st.prompt_ids + st.completion,
+                max_tokens=room,
+                seed=None if seed is None else (seed * 1_000_003 + st.turns) % (2**31 - 1),
+                stop=fmt.stop if use_stop else [],
+                stop_token_ids=self._stop_ids,
+                include_stop_str_in_output=True,
+                affinity=st.affinity,
+                **sampling,
+            )
+            st.gen_s += time.perf_counter() - t0
+            if len(out.logprobs) != len(out.token_ids):
+                raise RuntimeError(
+                    f"backend returned {len(out.token_ids)} ids and {len(out.logprobs)} logprobs"
+                )
+            text = tok.decode(out.token_ids, skip_special_tokens=False)
+            st.add(Segment(kind="model", text=text, start=0, end=0), out.token_ids, out.logprobs, 1)
+            turn = st.turns
+            st.turns += 1
+            if out.finish_reason == "abort":
+                raise RuntimeError("generation was aborted by the engine")
+            if out.finish_reason == "length":
+                st.finish = "length"
+                return
+            stopped = out.stop_reason is not None and (
+                out.stop_reason in fmt.stop or out.stop_reason in self._stop_ids
+            )
+            calls = fmt.parse_calls(text, stopped)
+            if not calls:
+                st.finish = "stop"
+                return
+            if calls_left <= 0 and self.over_budget == "continue":  # ToRL: past the budget nothing runs
+                st.finish = "stop"
+                return
+            if st.turns >= self.max_turns:  # no turn left to read an answer: run nothing more
+                st.finish = "max_turns"
+                return
+            if calls_left <= 0:
+                env_text = fmt.render_budget_spent(text, calls)
+                results = None
+            else:
+                run, extra = calls[:calls_left], calls[calls_left:]
+                calls_left -= len(run)
+                t0 = time.perf_counter()
+                if st.session is None and self.stateful and self.tool is not None:
+                    st.session = await self.tool.open_session()  # on the first call: no call, no session
+                results = list(await asyncio.gather(*(self._call_tool(c, st.session) for c in run)))
+                st.tool_s += time.perf_counter() - t0
+                # Calls past the budget in the same turn are answered, not run (chat templates want an answer each).
+                spent = [ToolResult(output=BUDGET_SPENT_MESSAGE) for _ in extra]
+                env_text = fmt.render(text, calls, results + spent)
+                calls = run
+            env_ids = fmt.encode_env(env_text, tok)
+            room = budget - len(st.completion)
+            if max_len:
+                room = min(room, max_len - len(st.prompt_ids) - len(st.completion))
+            cut = len(env_ids) > room
+            if cut:
+                env_ids = env_ids[: max(room, 0)]
+                env_text = tok.decode(env_ids, skip_special_tokens=False)
+            seg_index = st.add(
+                Segment(kind="tool", text=env_text, start=0, end=0), env_ids, [0.0] * len(env_ids), 0
+            )
+            for c, r in zip(calls, results or []):
+                st.records.append(ToolCallRecord(call=c, result=r, turn=turn, output_segment=seg_index))
+            if cut:
+                st.finish = "length"
+                return
+
+    async def _call_tool(self, call: ToolCall, session: str | None) -> ToolResult:
+        if call.name == INVALID_CALL:
+            return ToolResult.failure("error", str(call.arguments.get("error", "invalid tool call")))
+        if self.tool is None:
+            return ToolResult.failure("sandbox_error", "no tool is configured")
+        call = call.model_copy(update={"session": session})
+        t0 = time.perf_counter()
+        try:
+            coro = self.tool.run(call)
+            if self.tool_timeout_s is not None:
+                return await asyncio.wait_for(coro, self.tool_timeout_s)
+            return await coro
+        except TimeoutError:
+            return ToolResult.failure(
+                "timeout", f"tool call exceeded {self.tool_timeout_s} s", duration_s=time.perf_counter() - t0
+            )
+
+
+class _State:
+    """The growing record of one trajectory."""
+
+    def __init__(self, prompt: Prompt, prompt_ids: list[int], meta: dict, affinity: Any = None) -> None:
+        self.prompt, self.prompt_ids, self.meta, self.affinity = prompt, list(prompt_ids), meta, affinity
+        self.completion: list[int] = []
+        self.logprobs: list[float] = []
+        self.mask: list[int] = []
+        self.segments: list[Segment] = []
+        self.records: list[ToolCallRecord] = []
+        self.turns = 0
+        self.finish = "stop"
+        self.error: str | None = None
+        self.gen_s = 0.0
+        self.tool_s = 0.0
+        self.session: str | None = None
+
+    def add(self, seg: Segment, ids: list[int], lps: list[float], mask: int) -> int:
+        start = len(self.completion)
+        self.completion += ids
+        self.logprobs += lps
+        self.mask += [mask] * len(ids)
+        self.segments.append(seg.model_copy(update={"start": start, "end": len(self.completion)}))
+        return len(self.segments) - 1
+
+    def trajectory(self) -> Trajectory:
+        meta = {**self.meta, "timings": {"generation_s": self.gen_s, "tool_s": self.tool_s}}
+        return Trajectory(
+            prompt=self.prompt,
+            prompt_ids=self.prompt_ids,
+            completion_ids=self.completion,
+            logprobs=self.logprobs,
+            env_mask=self.mask,
+            segments=self.segments,
+            tool_calls=self.records,
+            num_turns=self.turns,
+            finish_reason=self.finish,
+            error=self.error,
+            metadata=meta,
+        )
