@@ -72,14 +72,20 @@ async def test_dead_worker_is_replaced():
 
 
 async def test_close_leaves_nothing_and_is_idempotent():
+    def live_children() -> set[int]:
+        # Other tests' long-lived helpers (reward workers, engines) may be running: compare with before.
+        return {c.pid for c in psutil.Process().children(recursive=True) if c.status() != "zombie"}
+
+    before = live_children()
     sb = LocalSandbox(limits=LIMITS, workers=2, preload=())
     await sb.start()
     await sb.open_session()
     pids = [s.conn.proc.pid for s in sb._slots]
+    assert set(pids) <= live_children() - before
     await sb.close()
     await sb.close()
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-    assert not psutil.Process().children(recursive=True)
+    assert not live_children() - before
     with pytest.raises(RuntimeError):
         await sb.run("print(1)")
 
