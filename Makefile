@@ -23,5 +23,8 @@ nano: setup       ## the main job: a nano ToRL run on CPU that learns to use the
 bench: setup system ## the speed benchmarks (ratios against baselines measured in the same run)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+docs: setup       ## build the documentation site (strict: warnings are errors)
+	bash scripts/build_docs.sh
+
 clean-sandboxes:  ## remove sandbox containers left by killed runs
 	docker ps -aq --filter label=org.torl.sandbox.owner | xargs -r docker rm -f

