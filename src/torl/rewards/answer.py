@@ -21,7 +21,9 @@ class MathAnswerReward(BatchReward):
     The final answer is the last `\\boxed{}` of what the model wrote (a box inside tool output does not
     count), or the last `<answer>...</answer>` with `answer_format="answer_tag"` (ZERO-TIR, reward 1/0).
     Verification runs in a `VerifyPool` (hard per-item time limit); an item that could not be verified
-    scores `on_failure` (None by default: TRL 1.16 leaves a sample that every reward function scores None out of the baseline, with advantage 0; beside other reward functions it counts as 0) and the reason is logged.
+    scores `on_failure` (None by default: TRL 1.16 gives a sample that every reward function scores None
+    advantage 0, outside its group's baseline; beside other reward functions a None counts as 0), and the
+    reason is logged.
     Timeouts come mostly from pathological predictions (e.g. `10^{10^{10}}`): if the `unverified` rate
     climbs during training, the policy may be dodging the wrong-answer score; set `on_failure=wrong`.
 
