@@ -1,0 +1,93 @@
+"""Evaluate a nano model on held-out problems with the real rollout engine, sandbox and ToRL reward.
+
+Metrics: accuracy, share of answers that used the tool, code error rate (share of tool calls that
+failed), each also per problem size (small: safe by hand; large: needs the tool).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from torl.core import Trajectory
+from torl.nano.tasks import Problem
+
+
+@dataclass
+class Scores:
+    """Summary of one evaluation; rates are in [0, 1] (None when there is nothing to rate)."""
+
+    n: int
+    accuracy: float
+    tool_use: float
+    code_error_rate: float | None
+    by_size: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rates(trajs: Sequence[Trajectory]) -> tuple[float, float, float | None]:
+    n = len(trajs)
+    correct = sum(1 for t in trajs if t.reward_breakdown.get("correct") == 1.0)
+    used = sum(1 for t in trajs if t.num_tool_calls > 0)
+    calls = [c for t in trajs for c in t.tool_calls]
+    failed = sum(1 for c in calls if not c.result.ok)
+    return correct / max(n, 1), used / max(n, 1), (failed / len(calls) if calls else None)
+
+
+def summarize(trajectories: Sequence[Trajectory]) -> Scores:
+    """Scores of scored trajectories (`reward_breakdown["correct"]` set; `metadata["size"]` for the split)."""
+    acc, tool, err = _rates(trajectories)
+    by_size: dict[str, dict[str, Any]] = {}
+    for size in ("small", "large"):
+        part = [t for t in trajectories if t.metadata.get("size") == size]
+        if part:
+            a, u, e = _rates(part)
+            by_size[size] = {"n": len(part), "accuracy": a, "tool_use": u, "code_error_rate": e}
+    return Scores(len(trajectories), acc, tool, err, by_size)
+
+
+async def evaluate(
+    engine: Any,
+    problems: Sequence[Problem],
+    *,
+    reward: Any = None,
+    n: int = 1,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> tuple[Scores, list[Trajectory]]:
+    """Roll out `n` samples per problem with `engine` (a `TIRRollout`), score them with `reward`
+    (default `ToRLReward()`), and summarize. Greedy (temperature 0) by default, as ToRL evaluates."""
+    from torl.rewards import ToRLReward
+
+    if not problems:
+        raise ValueError("evaluate needs at least one problem")
+    reward = reward or ToRLReward()
+    meta = [{"answer": p.answer, "size": p.size, "problem": p.text} for p in problems]
+    trajs = await engine.generate(
+        [p.prompt for p in problems], n=n, temperature=temperature, seed=seed, metadata=meta
+    )
+    answers = [t.metadata["answer"] for t in trajs]
+    for t, out in zip(trajs, await reward.ascore_batch(trajs, answers), strict=True):
+        t.reward = out.score
+        t.reward_breakdown = dict(out.breakdown)
+    return summarize(trajs), trajs
+
+
+def format_table(rows: dict[str, Scores]) -> str:
+    """A plain-text before/after table: overall and per size."""
+
+    def pct(x: float | None) -> str:
+        return "   -  " if x is None else f"{100 * x:5.1f}%"
+
+    head = f"{'model':<22}{'accuracy':>10}{'tool use':>10}{'code err':>10}   {'small acc/tool':>15}   {'large acc/tool':>15}"
+    lines = [head, "-" * len(head)]
+    for name, s in rows.items():
+        sm, lg = s.by_size.get("small", {}), s.by_size.get("large", {})
+        lines.append(
+            f"{name:<22}{pct(s.accuracy):>10}{pct(s.tool_use):>10}{pct(s.code_error_rate):>10}   "
+            f"{pct(sm.get('accuracy')):>7} {pct(sm.get('tool_use')):>7}   {pct(lg.get('accuracy')):>7} {pct(lg.get('tool_use')):>7}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""A shortened nano run, end to end, with the real parts: pretraining, the vLLM (CPU) engine, the local
+sandbox, the ToRL reward and TIRGRPOTrainer; then the before/after table, results and the HTML report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import cache_dir
+from torl.nano.pretrain import PretrainConfig
+from torl.nano.run import NanoConfig, run, train_eval_split
+
+# A short pretraining (cached in the test cache): enough for the answer format and some tool use.
+SHORT = PretrainConfig(num_examples=4000, steps=300)
+
+
+def test_held_out_problems_are_not_trained_on():
+    cfg = NanoConfig(train_problems=500, eval_problems=100)
+    train, held = train_eval_split(cfg)
+    assert len(train) == 500 and len(held) == 100
+    assert not {p.text for p in held} & {p.text for p in train}
+    assert sum(p.size == "large" for p in held) == 50
+    assert sum(p.size == "large" for p in train) == 350
+
+
+@pytest.mark.parametrize("kw", [{"steps": 0}, {"num_generations": 1}, {"eval_samples": -1}])
+def test_bad_config_is_refused(kw):
+    with pytest.raises(ValueError, match="NanoConfig"):
+        NanoConfig(**kw)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_shortened_run(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from torl.core import load_jsonl
+
+    lines: list[str] = []
+    cfg = NanoConfig(
+        output_dir=str(tmp_path / "run"),
+        cache_dir=str(cache_dir() / "nano"),
+        pretrain=SHORT,
+        steps=3,
+        prompts_per_step=8,
+        num_generations=4,
+        train_problems=200,
+        eval_problems=40,
+    )
+    results = run(cfg, log=lines.append)
+    out = tmp_path / "run"
+    text = "\n".join(lines)
+
+    # Progress and the closing table were printed.
+    assert "[grpo] step   3/3" in text
+    assert "before greedy" in text and "after greedy" in text
+    for name in ("before", "after"):
+        s = results[name]
+        assert s["n"] == 40 and set(s["by_size"]) == {"small", "large"}
+        assert 0.0 <= s["accuracy"] <= 1.0 and 0.0 <= s["tool_use"] <= 1.0
+    # Even the short pretraining has learned the format: greedy answers are boxed.
+    before = load_jsonl(out / "eval_before.jsonl")
+    assert len(before) == 40
+    assert sum(t.reward_breakdown.get("has_answer") == 1.0 for t in before) >= 30
+
+    # Training used the real tool: some samples ran code, and some code ran fine.
+    logs = [r for r in json.loads((out / "metrics.json").read_text()) if "tir/frac_with_tool_call" in r]
+    assert len(logs) == 3
+    assert max(r["tir/frac_with_tool_call"] for r in logs) > 0
+    assert min(r["tir/code_error_rate"] for r in logs if r["tir/frac_with_tool_call"] > 0) < 1
+    assert list((out / "trainer" / "trajectories").glob("step_*.jsonl"))
+
+    # RL changed the policy, and the saved model is the trained one.
+    start = load_file(f"{results['model']}/model.safetensors")
+    end = load_file(str(out / "model" / "model.safetensors"))
+    assert any(not torch.equal(start[k], end[k]) for k in start)
+
+    # Results and the self-contained HTML report.
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["seeds"] == {"pretrain": 0, "rl": 0, "eval": cfg.eval_seed}
+    page = (out / "report.html").read_text()
+    assert "torl nano run" in page and "eval_before" in page and "eval_after" in page
+    assert "<script src=" not in page and '<link rel="stylesheet"' not in page  # self-contained
