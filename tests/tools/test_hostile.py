@@ -7,6 +7,7 @@ hostile cell survives (the cell's pid namespace holds only the worker and the ne
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from pathlib import Path
 
@@ -238,6 +239,15 @@ async def test_forged_reports_on_inherited_fds(sandbox):
     )
     r = await sandbox.run(code)
     assert r.status in ("ok", "killed"), r  # a forged report at worst ends this cell
+
+
+async def test_deep_recursion_out_of_memory_is_not_ok(sandbox):
+    # Deep Python recursion fills the heap; formatting its traceback then fails too. The cell must
+    # still be reported as failed (it once came back "ok" with no output).
+    code = "import sys\nsys.setrecursionlimit(10**9)\ndef f(n): return f(n + 1)\nf(0)"
+    r = await sandbox.run(code, limits=dataclasses.replace(LIMITS, memory_mb=80))
+    assert r.status in ("memory", "killed", "timeout", "error"), r
+    assert (await sandbox.run("print(1)")).output == "1\n"
 
 
 async def test_recursion_and_huge_int(sandbox):

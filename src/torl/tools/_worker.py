@@ -124,7 +124,12 @@ def _run_cell(code, env, limits):
         if e.code not in (None, 0):
             status, error = "error", f"SystemExit: {e.code}"
     except BaseException as e:  # noqa: BLE001
-        status, error = _classify(e, limits)
+        try:
+            status, error = _classify(e, limits)
+        except MemoryError:  # e.g. formatting the traceback of a very deep recursion
+            status, error = "memory", f"memory limit ({limits['memory_mb']} MB) exceeded ({type(e).__name__})"
+        except BaseException:  # noqa: BLE001
+            status, error = "error", type(e).__name__
         if os.getpid() == me:
             try:
                 sys.stderr.write(_format_exc(e)[0])
@@ -578,6 +583,7 @@ class Worker:
         oom_before = _oom_kills()
         pid = os.fork()
         if pid == 0:
+            reported = False
             try:
                 try:
                     _close_fds({out_w, child_ctrl.fileno()})
@@ -589,8 +595,10 @@ class Worker:
                 env = {"__name__": "__main__", "__builtins__": __builtins__}
                 status, error = _run_cell(req["code"], env, limits)
                 _report(child_ctrl, status, error)
+                reported = True
             finally:
-                os._exit(0)
+                # A cell that ends here without a report did not succeed: never exit 0 then.
+                os._exit(0 if reported else 1)
         os.close(out_w)
         child_ctrl.close()
         col, report, died, timed_out, duration = self._wait(pid, ctrl, out_r, limits)
