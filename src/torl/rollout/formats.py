@@ -105,7 +105,20 @@ class TIRFormat(ABC):
         return _tokenize_plain(tokenizer, text)
 
 
-class ToRLFormat(TIRFormat):
+class _ObservedFormat(TIRFormat):
+    """A format whose tool results are rendered as ToRL observations (stdout, last traceback line, truncation)."""
+
+    def __init__(self, *, empty_message: str = EMPTY_OUTPUT_MESSAGE, max_chars: int = 256) -> None:
+        self.empty_message = empty_message
+        self.max_chars = max_chars
+
+    def observation(self, results: Sequence[ToolResult]) -> str:
+        return "\n".join(
+            torl_observation(r, empty_message=self.empty_message, max_chars=self.max_chars) for r in results
+        )
+
+
+class ToRLFormat(_ObservedFormat):
     """ToRL / Qwen2.5-Math-TIR: ```python ... ``` then ```output ... ```.
 
     The model writes ```` ```output ```` itself (the stop string); only the last closed ```python block of the
@@ -116,10 +129,6 @@ class ToRLFormat(TIRFormat):
     stop: ClassVar[list[str]] = ["```output"]
     _block = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
-    def __init__(self, *, empty_message: str = EMPTY_OUTPUT_MESSAGE, max_chars: int = 256) -> None:
-        self.empty_message = empty_message
-        self.max_chars = max_chars
-
     def parse_calls(self, text: str, stopped: bool) -> list[ToolCall]:
         if not stopped:
             return []
@@ -127,13 +136,11 @@ class ToRLFormat(TIRFormat):
         return [ToolCall(code=blocks[-1])] if blocks else []
 
     def render(self, text: str, calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> str:
-        obs = "\n".join(
-            torl_observation(r, empty_message=self.empty_message, max_chars=self.max_chars) for r in results
-        )
+        obs = self.observation(results)
         return ("" if text.endswith("\n") else "\n") + obs + "\n```\n"
 
 
-class XMLFormat(TIRFormat):
+class XMLFormat(_ObservedFormat):
     """XML tags, as in ZERO-TIR-style work: <code> ... </code> then <interpreter> ... </interpreter>.
 
     Stops on "</code>"; the last <code> block of the turn runs; the system appends
@@ -143,10 +150,6 @@ class XMLFormat(TIRFormat):
     name = "xml"
     stop: ClassVar[list[str]] = ["</code>"]
     _block = re.compile(r"<code>(.*?)</code>", re.DOTALL)
-
-    def __init__(self, *, empty_message: str = EMPTY_OUTPUT_MESSAGE, max_chars: int = 256) -> None:
-        self.empty_message = empty_message
-        self.max_chars = max_chars
 
     def parse_calls(self, text: str, stopped: bool) -> list[ToolCall]:
         if not stopped:
@@ -158,9 +161,7 @@ class XMLFormat(TIRFormat):
         return [ToolCall(code=code + "\n")]
 
     def render(self, text: str, calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> str:
-        obs = "\n".join(
-            torl_observation(r, empty_message=self.empty_message, max_chars=self.max_chars) for r in results
-        )
+        obs = self.observation(results)
         return ("" if text.endswith("\n") else "\n") + "<interpreter>\n" + obs + "\n</interpreter>\n"
 
 
