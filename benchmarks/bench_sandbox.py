@@ -43,21 +43,21 @@ async def time_sandbox(sb, runs: int) -> list[float]:
     out = []
     for _ in range(runs):
         t = time.perf_counter()
-        r = await sb.run(CELL)
+        r = await sb.execute(CELL)
         out.append(time.perf_counter() - t)
         assert r.output == EXPECTED, r
     return out
 
 
 async def throughput(sb, callers: int = 8, cells: int = 400) -> float:
-    await asyncio.gather(*(sb.run("print(1)") for _ in range(callers)))  # warm
+    await asyncio.gather(*(sb.execute("print(1)") for _ in range(callers)))  # warm
     left = cells
 
     async def caller():
         nonlocal left
         while left > 0:
             left -= 1
-            r = await sb.run("print(1)")
+            r = await sb.execute("print(1)")
             assert r.ok, r
 
     t = time.perf_counter()

@@ -542,7 +542,7 @@ def cmd_sandbox_check(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         tool = _tool(args)
-        print(f"backend: {type(tool.sandbox).__name__}")
+        print(f"backend: {type(tool).__name__}")
         failures = 0
         async with tool:
             for label, code, ok in cases:
@@ -585,7 +585,7 @@ def cmd_sandbox_bench(args: argparse.Namespace) -> int:
             wall = time.perf_counter() - t0
         lat.sort()
         p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))]
-        print(f"backend: {type(tool.sandbox).__name__}, {args.calls} cells, concurrency {args.concurrency}")
+        print(f"backend: {type(tool).__name__}, {args.calls} cells, concurrency {args.concurrency}")
         print(
             f"  throughput {args.calls / wall:.1f} cells/s   latency p50 {statistics.median(lat) * 1000:.0f} ms"
             f"   p95 {p95 * 1000:.0f} ms   failed {bad}"

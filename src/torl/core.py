@@ -5,6 +5,8 @@ Everything here is plain pydantic and standard library: importing it never impor
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,8 +32,9 @@ class ToolCall(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    code: str
+    code: str = ""
     name: str = "python"
+    """The tool to call: text formats name their code tool ("python"); chat tool calls name any tool."""
     arguments: dict[str, Any] = Field(default_factory=dict)
     session: str | None = None
     """Session id for stateful tools (cells of one trajectory share state); None = stateless."""
@@ -59,20 +62,51 @@ class ToolResult(BaseModel):
         return cls(output=output, status=status, error=error, duration_s=duration_s)
 
 
+PYTHON_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"code": {"type": "string", "description": "The Python code to run."}},
+    "required": ["code"],
+}
+"""JSON schema of a code tool's arguments: one string, `code` (what the text formats send as `ToolCall.code`)."""
+
+
 class Tool(ABC):
-    """Base class for tools. Subclass it, set `name`, implement `run`.
+    """Base class of tools: subclass it, set `name`, implement `run`.
+
+    One lifecycle for every tool (the shape of verl's create / execute / release):
+    - `setup()` acquires resources (processes, containers, connections); `start()` calls it once, on first
+      use, under a lock, on the event loop that uses the tool: the rollout engine starts tools itself.
+    - `run(call)` runs one call; it must not raise for bad input: the returned `ToolResult` says what went
+      wrong. (An exception is an infrastructure failure: the engine ends that trajectory with an error.)
+    - `open_session()` / `close_session()` bracket one trajectory for stateful tools.
+    - `teardown()` releases everything; `close()` calls it once. A closed tool starts again on next use.
 
     A tool is an async context manager: `async with MyTool() as tool: await tool.run(ToolCall(code=...))`.
-    `run` must not raise for bad input; it returns a `ToolResult` whose `status` says what went wrong.
+    `name` is what the model calls it by (chat format); `description` and `parameters` make its schema.
     """
 
     name: str = "tool"
+    description: str = "Run Python code and return what it prints."
+    parameters: dict[str, Any] = PYTHON_PARAMETERS
+    """JSON schema of `ToolCall.arguments` (default: one string, `code`)."""
 
-    async def start(self) -> None:
-        """Acquire resources (processes, containers, connections). Called once by `__aenter__`."""
+    _started: bool = False
+    _setup_task: Any = None
+    _locks: Any = None
 
-    async def close(self) -> None:
-        """Release every resource. Safe to call twice."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Tools written against torl 0.1 overrode start/close: they are this lifecycle's setup/teardown.
+        for old, new in (("start", "setup"), ("close", "teardown")):
+            if old in cls.__dict__ and new not in cls.__dict__:
+                setattr(cls, new, cls.__dict__[old])
+                setattr(cls, old, getattr(Tool, old))
+
+    async def setup(self) -> None:
+        """Acquire resources. Called once by `start`; override it (the default does nothing)."""
+
+    async def teardown(self) -> None:
+        """Release every resource. Called once by `close`; override it (the default does nothing)."""
 
     @abstractmethod
     async def run(self, call: ToolCall) -> ToolResult:
@@ -84,6 +118,40 @@ class Tool(ABC):
 
     async def close_session(self, session: str | None) -> None:
         """Release a session opened by `open_session`."""
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI-style function schema chat templates get (`name`, `description`, `parameters`)."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    async def start(self) -> None:
+        """Run `setup` unless it already ran; concurrent callers on one loop wait for the first."""
+        if self._started or self._setup_task is asyncio.current_task():  # a setup that calls start()
+            return
+        if self._locks is None:
+            self._locks = weakref.WeakKeyDictionary()
+        lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:
+            if self._started:
+                return
+            self._setup_task = asyncio.current_task()
+            try:
+                await self.setup()
+                self._started = True
+            finally:
+                self._setup_task = None
+
+    async def close(self) -> None:
+        """Run `teardown` if the tool was started. Safe to call twice."""
+        if self._started:
+            self._started = False
+            await self.teardown()
 
     async def __aenter__(self):
         await self.start()

@@ -255,3 +255,35 @@ async def test_torl_rendering_with_the_real_sandbox(tir_tokenizer):
     assert tools[3] == "\n7\n```\n"
     assert [r.result.status for r in t.tool_calls] == ["error", "ok", "ok", "ok"]
     assert t.tool_failed and t.finish_reason == "stop"
+
+
+async def test_chat_calls_are_routed_by_tool_name(tir_tokenizer):
+    """Each named call reaches its own tool; an unknown name is an error result the model sees."""
+
+    class Named(LatencyTool):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+    calls = (
+        '<tool_call>{"name": "python", "arguments": {"code": "print(6 * 7)"}}</tool_call>'
+        '<tool_call>{"name": "calc", "arguments": {"code": "print(2 + 2)"}}</tool_call>'
+        '<tool_call>{"name": "nope", "arguments": {"code": "print(1)"}}</tool_call><|im_end|>'
+    )
+
+    def script(ids, kw):
+        return calls if "<tool_response>" not in tir_tokenizer.decode(ids) else "done<|im_end|>"
+
+    python, calc = Named("python"), Named("calc")
+    b = ScriptedBackend(tir_tokenizer, script)
+    eng = TIRRollout(b, tools=[python, calc], tir_format="chat", max_tool_calls=3)
+    (t,) = await eng.generate([[{"role": "user", "content": "q"}]])
+    assert [c for _, c in python.calls] == ["print(6 * 7)"] and [c for _, c in calc.calls] == ["print(2 + 2)"]
+    results = [(r.call.name, r.result.status, r.result.output or r.result.error) for r in t.tool_calls]
+    assert results[:2] == [("python", "ok", "42\n"), ("calc", "ok", "4\n")]
+    assert results[2][:2] == ("nope", "error") and "unknown tool 'nope'" in results[2][2]
+    assert "unknown tool" in t.segments[1].text and python.started and calc.started
+    # both tools' schemas reach the chat template
+    assert [s["function"]["name"] for s in eng.format.tools] == ["python", "calc"]
+    with pytest.raises(ValueError, match="two tools are named"):
+        TIRRollout(b, tools=[Named("x"), Named("x")], tir_format="chat")

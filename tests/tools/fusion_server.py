@@ -57,7 +57,7 @@ def make_app(sandbox: LocalSandbox) -> FastAPI:
         body = await req.json()
         if body.get("language") != "python" or not isinstance(body.get("code"), str):
             return JSONResponse({"status": "SandboxError", "message": "bad request"}, status_code=400)
-        return to_fusion(await sandbox.run(body["code"]))
+        return to_fusion(await sandbox.execute(body["code"]))
 
     @app.post("/flaky/run_code")
     async def flaky(req: Request):

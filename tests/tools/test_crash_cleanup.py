@@ -24,7 +24,7 @@ async def main():
     await sb.open_session()
     ids = [s.conn.worker_pid for s in sb._slots] if kind == "local" else sb.container_ids()
     print(json.dumps(ids), flush=True)
-    await sb.run("import time; time.sleep(100)")  # in flight when we are killed
+    await sb.execute("import time; time.sleep(100)")  # in flight when we are killed
 
 asyncio.run(main())
 """

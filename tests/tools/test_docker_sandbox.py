@@ -41,7 +41,7 @@ async def test_containers_are_locked_down(client):
         assert hc["Privileged"] is False
         assert cfg["User"] == "65534:65534"
         assert cfg["Labels"][LABEL] == f"{socket.gethostname()}:{os.getpid()}"
-        r = await sb.run(
+        r = await sb.execute(
             "import os\nprint(os.getuid(), os.getgid())\nprint(open('/proc/self/status').read())"
         )
         assert r.output.startswith("65534 65534\n")
@@ -54,12 +54,12 @@ async def test_dead_container_is_replaced(client):
         sid = await sb.open_session()
         (old,) = sb.container_ids()
         client.api.kill(old)
-        r = await sb.run("print(1)")
+        r = await sb.execute("print(1)")
         assert r.status == "sandbox_error" and "worker" in r.error
-        assert (await sb.run("print(2)")).output == "2\n"
+        assert (await sb.execute("print(2)")).output == "2\n"
         (new,) = sb.container_ids()
         assert new != old
-        r = await sb.run("print(1)", sid)
+        r = await sb.execute("print(1)", sid)
         assert r.status == "error" and ("unknown session" in r.error or "ended" in r.error)
 
 
@@ -118,9 +118,9 @@ print("survived")
 async def test_container_memory_limit_is_reported_as_memory():
     # memory_mb=64: each process may allocate 64 MB, the container 64 + 256 MB; together they do not fit
     async with DockerSandbox(memory_mb=64, timeout_s=10, workers=1, preload=()) as sb:
-        r = await sb.run(OOM_CELL)
+        r = await sb.execute(OOM_CELL)
         assert (r.status, r.error) == ("memory", "memory limit exceeded (killed by the OOM killer)")
-        assert (await sb.run("print('fine')")).output == "fine\n"
+        assert (await sb.execute("print('fine')")).output == "fine\n"
 
 
 def _tcp_to_engine_proxy(engine_socket: str) -> tuple[socket.socket, int]:
@@ -165,7 +165,7 @@ async def test_engine_over_tcp(monkeypatch):
     try:
         monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{port}")
         async with DockerSandbox(limits=LIMITS, workers=1, preload=()) as sb:
-            r = await sb.run("import socket\nprint(socket.gethostname() != '', 6 * 7)")
+            r = await sb.execute("import socket\nprint(socket.gethostname() != '', 6 * 7)")
             assert (r.status, r.output) == ("ok", "True 42\n")
     finally:
         server.close()

@@ -25,16 +25,16 @@ COUNT_PROCS = "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.
 async def still_serving(sandbox):
     yield
     for _ in range(2 * sandbox.workers):  # reach every worker
-        r = await sandbox.run("print('fine')")
+        r = await sandbox.execute("print('fine')")
         assert (r.status, r.output) == ("ok", "fine\n"), r
-    rs = await asyncio.gather(*(sandbox.run(COUNT_PROCS) for _ in range(sandbox.workers)))
+    rs = await asyncio.gather(*(sandbox.execute(COUNT_PROCS) for _ in range(sandbox.workers)))
     for r in rs:
         pids = eval(r.output)
         assert len(pids) == 2, f"leftover processes in the sandbox: {pids}"
 
 
 async def test_infinite_loop(sandbox):
-    r = await sandbox.run("while True:\n    pass")
+    r = await sandbox.execute("while True:\n    pass")
     assert r.status == "timeout"
 
 
@@ -43,17 +43,17 @@ async def test_infinite_sleep_ignoring_signals(sandbox):
         "import signal, time\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
         "    signal.signal(s, signal.SIG_IGN)\nwhile True:\n    time.sleep(1)"
     )
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert r.status == "timeout" and "wall-clock" in r.error
 
 
 async def test_stopping_itself(sandbox):
-    r = await sandbox.run("import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)")
+    r = await sandbox.execute("import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)")
     assert r.status == "timeout"
 
 
 async def test_fork_bomb(sandbox):
-    r = await sandbox.run("import os\nwhile True:\n    os.fork()")
+    r = await sandbox.execute("import os\nwhile True:\n    os.fork()")
     assert r.status in ("killed", "timeout"), r
     if r.status == "killed":
         assert "process limit" in r.error
@@ -61,7 +61,7 @@ async def test_fork_bomb(sandbox):
 
 async def test_thread_bomb(sandbox):
     code = "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(100,)).start()"
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert r.status in ("killed", "error"), r
     assert "process limit" in r.error or "can't start new thread" in r.error
 
@@ -71,13 +71,13 @@ async def test_escaped_daemon_is_killed(sandbox):
         "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
         "        time.sleep(1000)\n    os._exit(0)\nprint('parent done')"
     )
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert r.ok and r.output == "parent done\n"
     # `still_serving` checks that the daemon is gone
 
 
 async def test_memory_bomb(sandbox):
-    r = await sandbox.run("chunks = []\nwhile True:\n    chunks.append(bytearray(10 * 1024**2))")
+    r = await sandbox.execute("chunks = []\nwhile True:\n    chunks.append(bytearray(10 * 1024**2))")
     assert r.status == "memory", r
 
 
@@ -86,18 +86,18 @@ async def test_memory_bomb_across_processes(sandbox):
         "import os\nfor _ in range(8):\n    if os.fork() == 0:\n        x = bytearray(150 * 1024**2)\n"
         "        import time; time.sleep(30)\nimport time; time.sleep(30)"
     )
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert r.status in ("timeout", "memory", "killed"), r
 
 
 async def test_huge_print(sandbox):
-    r = await sandbox.run("print('x' * 50_000_000)")
+    r = await sandbox.execute("print('x' * 50_000_000)")
     assert r.ok and r.truncated
     assert len(r.output.encode()) < LIMITS.max_output + 100
 
 
 async def test_endless_print(sandbox):
-    r = await sandbox.run("while True:\n    print('spam' * 1000)")
+    r = await sandbox.execute("while True:\n    print('spam' * 1000)")
     assert r.status == "timeout" and r.truncated
     assert len(r.output.encode()) < LIMITS.max_output + 100
 
@@ -111,7 +111,7 @@ async def test_reading_host_files(sandbox, tmp_path: Path):
         "    try:\n        print(open(p).read()[:100])\n    except OSError as e:\n"
         "        print('denied', type(e).__name__)"
     )
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert r.ok, r
     assert SECRET not in r.output and "root:" not in r.output
     assert r.output.count("denied") == 4
@@ -122,7 +122,7 @@ async def test_reading_environment(sandbox):
         "import os\nprint(dict(os.environ))\nfor p in ('/proc/self/environ', '/proc/1/environ'):\n"
         "    try:\n        print(open(p, 'rb').read())\n    except OSError as e:\n        print('denied', e)"
     )
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert r.ok
     assert SECRET not in r.output and "TORL_TEST_SECRET" not in r.output
 
@@ -140,7 +140,7 @@ async def test_network_is_unreachable(sandbox):
         "    print('blocked dns')"
     )
     try:
-        r = await sandbox.run(code)
+        r = await sandbox.execute(code)
     finally:
         server.close()
     assert r.ok, r
@@ -161,7 +161,7 @@ async def test_writing_outside_tmp(sandbox):
         "    except OSError as e:\n        print('denied', type(e).__name__)\n"
         "open('/tmp/ok.txt', 'w').write('fine')\nopen('here.txt', 'w').write('fine')\nprint('tmp ok')"
     )
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert r.ok, r
     assert "wrote" not in r.output and r.output.count("denied") == len(targets)
     assert r.output.endswith("tmp ok\n")
@@ -173,60 +173,60 @@ async def test_locking_its_folders(sandbox):
         "import os\nos.makedirs('a/b')\nopen('a/b/f', 'w').write('x')\nos.chmod('a/b', 0)\nos.chmod('a', 0o500)\n"
         "os.makedirs('/tmp/t/u')\nos.chmod('/tmp/t', 0)\nos.chmod('.', 0)\nprint('locked')"
     )
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert (r.status, r.output) == ("ok", "locked\n")
-    r = await sandbox.run("import os\nprint(os.listdir('.'), os.path.exists('/tmp/t'))")
+    r = await sandbox.execute("import os\nprint(os.listdir('.'), os.path.exists('/tmp/t'))")
     assert r.output == "[] False\n"
 
 
 @pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGINT"])
 async def test_killing_its_parent(sandbox, sig):
-    r = await sandbox.run(f"import os, signal\nos.kill(os.getppid(), signal.{sig})\nprint('still here')")
+    r = await sandbox.execute(f"import os, signal\nos.kill(os.getppid(), signal.{sig})\nprint('still here')")
     # The parent is PID 1 of a namespace (immune) or another uid (permission denied): either way the
     # cell runs to its end or gets an error; the worker survives (checked by `still_serving`).
     assert r.status in ("ok", "error"), r
 
 
 async def test_killing_everything_it_can(sandbox):
-    r = await sandbox.run("import os, signal\nos.kill(-1, signal.SIGKILL)")
+    r = await sandbox.execute("import os, signal\nos.kill(-1, signal.SIGKILL)")
     assert r.status in ("ok", "killed", "error"), r
 
 
 async def test_session_survives_neighbours_and_hostile_session_cell(sandbox):
     sid = await sandbox.open_session()
-    assert (await sandbox.run("import os\nkeep = 123", sid)).ok
-    assert (await sandbox.run("import os\nwhile True: os.fork()")).status in ("killed", "timeout")
-    assert (await sandbox.run("print(keep)", sid)).output == "123\n"
-    r = await sandbox.run("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", sid)
+    assert (await sandbox.execute("import os\nkeep = 123", sid)).ok
+    assert (await sandbox.execute("import os\nwhile True: os.fork()")).status in ("killed", "timeout")
+    assert (await sandbox.execute("print(keep)", sid)).output == "123\n"
+    r = await sandbox.execute("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", sid)
     assert r.status == "killed" and "session ended" in r.error
     await sandbox.close_session(sid)
 
 
 async def test_input_gets_eof(sandbox):
-    r = await sandbox.run("x = input('? ')")
+    r = await sandbox.execute("x = input('? ')")
     assert r.status == "error" and r.error.startswith("EOFError")
 
 
 async def test_os_exit(sandbox):
-    r = await sandbox.run("import os\nprint('bye', flush=True)\nos._exit(0)")
+    r = await sandbox.execute("import os\nprint('bye', flush=True)\nos._exit(0)")
     assert (r.status, r.output) == ("ok", "bye\n")
-    r = await sandbox.run("import os\nos._exit(7)")
+    r = await sandbox.execute("import os\nos._exit(7)")
     assert (r.status, r.error) == ("error", "exited with code 7")
 
 
 async def test_segfault(sandbox):
-    r = await sandbox.run("import ctypes\nctypes.string_at(0)")
+    r = await sandbox.execute("import ctypes\nctypes.string_at(0)")
     assert r.status == "killed" and "SIGSEGV" in r.error
 
 
 async def test_abort(sandbox):
-    r = await sandbox.run("import os\nos.abort()")
+    r = await sandbox.execute("import os\nos.abort()")
     assert r.status == "killed" and "SIGABRT" in r.error
 
 
 async def test_thread_that_never_ends(sandbox):
     code = "import threading, time\nthreading.Thread(target=lambda: time.sleep(1000)).start()\nprint('main done')"
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert (r.status, r.output) == ("ok", "main done\n")
     assert r.duration_s < LIMITS.timeout_s
 
@@ -237,7 +237,7 @@ async def test_forged_reports_on_inherited_fds(sandbox):
         '        os.write(fd, b\'{"status": "ok", "id": 1}\\n\' + b\'garbage\' * 100)\n'
         "    except OSError:\n        pass\nprint('done')"
     )
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert r.status in ("ok", "killed"), r  # a forged report at worst ends this cell
 
 
@@ -245,15 +245,15 @@ async def test_deep_recursion_out_of_memory_is_not_ok(sandbox):
     # Deep Python recursion fills the heap; formatting its traceback then fails too. The cell must
     # still be reported as failed (it once came back "ok" with no output).
     code = "import sys\nsys.setrecursionlimit(10**9)\ndef f(n): return f(n + 1)\nf(0)"
-    r = await sandbox.run(code, limits=dataclasses.replace(LIMITS, memory_mb=80))
+    r = await sandbox.execute(code, limits=dataclasses.replace(LIMITS, memory_mb=80))
     assert r.status in ("memory", "killed", "timeout", "error"), r
-    assert (await sandbox.run("print(1)")).output == "1\n"
+    assert (await sandbox.execute("print(1)")).output == "1\n"
 
 
 async def test_recursion_and_huge_int(sandbox):
-    r = await sandbox.run("def f(n): return f(n + 1)\nf(0)")
+    r = await sandbox.execute("def f(n): return f(n + 1)\nf(0)")
     assert r.status == "error" and r.error.startswith("RecursionError")
-    r = await sandbox.run("import sys\nsys.setrecursionlimit(10**9)\ndef f(n): return f(n + 1)\nf(0)")
+    r = await sandbox.execute("import sys\nsys.setrecursionlimit(10**9)\ndef f(n): return f(n + 1)\nf(0)")
     assert r.status in ("killed", "memory", "error", "timeout"), r
-    r = await sandbox.run("print(len(str(10**100000)))")  # above the int->str digit limit
+    r = await sandbox.execute("print(len(str(10**100000)))")  # above the int->str digit limit
     assert r.status == "error" and r.error.startswith("ValueError")

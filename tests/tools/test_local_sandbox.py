@@ -35,18 +35,18 @@ async def test_isolation_modes(isolation, tmp_path: Path):
     secret.chmod(0o600)
     async with LocalSandbox(limits=LIMITS, workers=1, preload=(), isolation=isolation) as sb:
         assert sb.isolation == isolation
-        r = await sb.run("import os\nprint(os.getuid() == 0)")
+        r = await sb.execute("import os\nprint(os.getuid() == 0)")
         assert r.output == f"{not ROOT and os.getuid() == 0}\n"
-        r = await sb.run(f"print(open({str(secret)!r}).read())")
+        r = await sb.execute(f"print(open({str(secret)!r}).read())")
         if ROOT or isolation == "bwrap":
             assert r.status == "error" and SECRET not in r.output
-        assert (await sb.run("while True: pass")).status == "timeout"
-        assert (await sb.run("x = bytearray(2 * 1024**3)")).status == "memory"
+        assert (await sb.execute("while True: pass")).status == "timeout"
+        assert (await sb.execute("x = bytearray(2 * 1024**3)")).status == "memory"
         daemon = (
             "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
             "        time.sleep(1000)\n    os._exit(0)\nprint(os.getpid())"
         )
-        assert (await sb.run(daemon)).ok
+        assert (await sb.execute(daemon)).ok
         if ROOT:  # the daemon ran as the worker's own uid: the sweep found it
             worker = sb._slots[0].conn.worker_pid
             assert not [
@@ -54,8 +54,8 @@ async def test_isolation_modes(isolation, tmp_path: Path):
                 for p in psutil.process_iter(["uids", "status"])
                 if p.info["uids"].real in cell_uids() and p.pid != worker and p.info["status"] != "zombie"
             ]
-        r = await sb.run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint('ran')")
-        assert (await sb.run("print('serving')")).output == "serving\n"
+        r = await sb.execute("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint('ran')")
+        assert (await sb.execute("print('serving')")).output == "serving\n"
 
 
 async def test_dead_worker_is_replaced():
@@ -63,11 +63,11 @@ async def test_dead_worker_is_replaced():
         sid = await sb.open_session()
         pid = sb._slots[0].conn.worker_pid
         os.kill(pid, signal.SIGKILL)
-        r = await sb.run("print(1)")  # the cell that meets the dead worker reports it
+        r = await sb.execute("print(1)")  # the cell that meets the dead worker reports it
         assert r.status in ("sandbox_error", "ok")
-        assert (await sb.run("print(2)")).output == "2\n"
+        assert (await sb.execute("print(2)")).output == "2\n"
         assert sb._slots[0].conn.worker_pid != pid
-        r = await sb.run("print(1)", sid)
+        r = await sb.execute("print(1)", sid)
         assert r.status == "error" and ("unknown session" in r.error or "ended" in r.error)
 
 
@@ -87,7 +87,7 @@ async def test_close_leaves_nothing_and_is_idempotent():
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert not live_children() - before
     with pytest.raises(RuntimeError):
-        await sb.run("print(1)")
+        await sb.execute("print(1)")
 
 
 async def test_missing_python_is_a_clear_error():
@@ -98,11 +98,11 @@ async def test_missing_python_is_a_clear_error():
 
 async def test_worker_heals_its_folders():
     async with LocalSandbox(limits=LIMITS, workers=1, preload=()) as sb:
-        r = await sb.run(
+        r = await sb.execute(
             "import os, shutil\nos.chdir('/')\nshutil.rmtree('/tmp/work')\nopen('/tmp/work', 'w')"
         )
         assert r.ok, r
-        assert (await sb.run("import os\nprint(os.getcwd())")).output == "/tmp/work/cell\n"
+        assert (await sb.execute("import os\nprint(os.getcwd())")).output == "/tmp/work/cell\n"
 
 
 async def test_failing_worker_is_replaced():
@@ -112,4 +112,4 @@ async def test_failing_worker_is_replaced():
         reply = await sb._call(slot, {"op": "no-such-op", "limits": LIMITS.to_worker()})
         assert reply["status"] == "sandbox_error" and "no-such-op" in reply["error"]
         assert slot.conn.worker_pid != pid
-        assert (await sb.run("print(2)")).output == "2\n"
+        assert (await sb.execute("print(2)")).output == "2\n"

@@ -17,31 +17,31 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 async def test_prints_and_reports_ok(sandbox):
-    r = await sandbox.run("print(1 + 1)\nprint('b')")
+    r = await sandbox.execute("print(1 + 1)\nprint('b')")
     assert isinstance(r, ToolResult)
     assert (r.ok, r.status, r.output, r.truncated, r.error) == (True, "ok", "2\nb\n", False, None)
     assert 0 < r.duration_s < LIMITS.timeout_s
 
 
 async def test_empty_output(sandbox):
-    r = await sandbox.run("x = 41 + 1")
+    r = await sandbox.execute("x = 41 + 1")
     assert r.ok and r.output == ""
 
 
 async def test_stderr_is_part_of_output(sandbox):
-    r = await sandbox.run("import sys\nprint('out')\nprint('err', file=sys.stderr)")
+    r = await sandbox.execute("import sys\nprint('out')\nprint('err', file=sys.stderr)")
     assert r.ok
     assert "out\n" in r.output and "err\n" in r.output
 
 
 async def test_preloaded_modules_work(sandbox):
-    r = await sandbox.run("import sympy, numpy; print(sympy.factorint(360), numpy.arange(3).sum())")
+    r = await sandbox.execute("import sympy, numpy; print(sympy.factorint(360), numpy.arange(3).sum())")
     assert r.ok, r
     assert r.output == "{2: 3, 3: 2, 5: 1} 3\n"
 
 
 async def test_error_gives_traceback_and_last_line(sandbox):
-    r = await sandbox.run("a = 1\nprint('before')\nb = a + c")
+    r = await sandbox.execute("a = 1\nprint('before')\nb = a + c")
     assert r.status == "error"
     assert r.error == "NameError: name 'c' is not defined"
     assert r.output.startswith("before\nTraceback (most recent call last):\n")
@@ -50,14 +50,14 @@ async def test_error_gives_traceback_and_last_line(sandbox):
 
 
 async def test_syntax_error(sandbox):
-    r = await sandbox.run("def f(:\n  pass")
+    r = await sandbox.execute("def f(:\n  pass")
     assert r.status == "error"
     assert r.error.startswith("SyntaxError")
     assert "<cell>" in r.output
 
 
 async def test_library_traceback_shows_no_host_paths(sandbox):
-    r = await sandbox.run("import sympy\nsympy.Integer('x')")
+    r = await sandbox.execute("import sympy\nsympy.Integer('x')")
     assert r.status == "error"
     assert "Traceback" in r.output and "sympy" in r.output
     for host_path in {sys.prefix, sys.base_prefix, "/work/", "/root/"}:
@@ -66,21 +66,21 @@ async def test_library_traceback_shows_no_host_paths(sandbox):
 
 
 async def test_sys_exit(sandbox):
-    assert (await sandbox.run("import sys; print('x'); sys.exit(0)")).ok
-    r = await sandbox.run("import sys; sys.exit(3)")
+    assert (await sandbox.execute("import sys; print('x'); sys.exit(0)")).ok
+    r = await sandbox.execute("import sys; sys.exit(3)")
     assert (r.status, r.error) == ("error", "SystemExit: 3")
 
 
 async def test_cells_are_stateless(sandbox):
     write = "secret_value = 7\nopen('mine.txt', 'w').write('x')\nopen('/tmp/left.txt', 'w').write('x')"
-    assert (await sandbox.run(write)).ok
+    assert (await sandbox.execute(write)).ok
     check = "import os\nprint('secret_value' in globals(), os.path.exists('mine.txt'), os.path.exists('/tmp/left.txt'))"
-    for r in await asyncio.gather(*(sandbox.run(check) for _ in range(2 * sandbox.workers))):
+    for r in await asyncio.gather(*(sandbox.execute(check) for _ in range(2 * sandbox.workers))):
         assert r.output == "False False False\n"
 
 
 async def test_wall_clock_limit(sandbox):
-    r = await sandbox.run("import time\nprint('started', flush=True)\ntime.sleep(60)")
+    r = await sandbox.execute("import time\nprint('started', flush=True)\ntime.sleep(60)")
     assert r.status == "timeout"
     assert "wall-clock" in r.error
     assert r.output == "started\n"  # what was printed before the kill is kept
@@ -89,36 +89,36 @@ async def test_wall_clock_limit(sandbox):
 
 async def test_cpu_limit(sandbox):
     lim = dataclasses.replace(LIMITS, timeout_s=30, cpu_s=1)
-    r = await sandbox.run("while True:\n    pass", limits=lim)
+    r = await sandbox.execute("while True:\n    pass", limits=lim)
     assert (r.status, r.error) == ("timeout", "CPU time limit (1 s) exceeded")
 
 
 async def test_per_call_limits(sandbox):
-    r = await sandbox.run(
+    r = await sandbox.execute(
         "import time; time.sleep(0.5); print('done')", limits=dataclasses.replace(LIMITS, timeout_s=0.2)
     )
     assert r.status == "timeout" and "0.2 s" in r.error
-    r = await sandbox.run("print('x' * 100)", limits=dataclasses.replace(LIMITS, max_output=20))
+    r = await sandbox.execute("print('x' * 100)", limits=dataclasses.replace(LIMITS, max_output=20))
     assert r.truncated and r.output.startswith("x" * 10 + "\n[... 81 bytes")
 
 
 async def test_memory_limit(sandbox):
-    r = await sandbox.run("x = bytearray(2 * 1024**3)")
+    r = await sandbox.execute("x = bytearray(2 * 1024**3)")
     assert (r.status, r.error.split(":")[0]) == ("memory", "memory limit (200 MB) exceeded")
 
 
 async def test_memory_limit_numpy(sandbox):
-    r = await sandbox.run("import numpy as np\na = np.ones((50_000, 50_000))")
+    r = await sandbox.execute("import numpy as np\na = np.ones((50_000, 50_000))")
     assert r.status == "memory"
 
 
 async def test_memory_within_limit_is_fine(sandbox):
-    r = await sandbox.run("x = bytearray(100 * 1024**2)\nprint(len(x))")
+    r = await sandbox.execute("x = bytearray(100 * 1024**2)\nprint(len(x))")
     assert r.ok and r.output == f"{100 * 1024**2}\n"
 
 
 async def test_output_limit_truncates_with_marker(sandbox):
-    r = await sandbox.run("print('A' * 3000 + 'B' * 10000 + 'C' * 3000)")
+    r = await sandbox.execute("print('A' * 3000 + 'B' * 10000 + 'C' * 3000)")
     assert r.ok and r.truncated
     assert r.output.startswith("A" * 2048) and r.output.rstrip("\n").endswith("C" * 2000)
     assert "bytes of output truncated" in r.output
@@ -127,25 +127,25 @@ async def test_output_limit_truncates_with_marker(sandbox):
 
 async def test_process_limit(sandbox):
     code = "import subprocess\nps = [subprocess.Popen(['sleep', '30']) for _ in range(60)]"
-    r = await sandbox.run(code)
+    r = await sandbox.execute(code)
     assert r.status == "killed", r
     assert r.error.startswith("process limit (32) reached")
 
 
 async def test_file_size_limit(sandbox):
-    r = await sandbox.run("open('big.bin', 'wb').write(b'x' * (2 * 1024**2))")
+    r = await sandbox.execute("open('big.bin', 'wb').write(b'x' * (2 * 1024**2))")
     assert (r.status, r.error.split(":")[0]) == ("killed", "file size limit (1 MB) exceeded")
 
 
 async def test_unicode_and_binary_output(sandbox):
-    r = await sandbox.run("import sys\nprint('π ≈ 3.14159 ✓')\nsys.stdout.buffer.write(b'\\xff\\xfe\\n')")
+    r = await sandbox.execute("import sys\nprint('π ≈ 3.14159 ✓')\nsys.stdout.buffer.write(b'\\xff\\xfe\\n')")
     assert r.ok
     assert r.output.startswith("π ≈ 3.14159 ✓\n") and "\ufffd" in r.output
 
 
 async def test_concurrent_callers_share_the_pool(sandbox):
     codes = [f"import time; time.sleep(0.05); print({i} * {i})" for i in range(16)]
-    results = await asyncio.gather(*(sandbox.run(c) for c in codes))
+    results = await asyncio.gather(*(sandbox.execute(c) for c in codes))
     assert [r.output for r in results] == [f"{i * i}\n" for i in range(16)]
 
 
@@ -153,49 +153,49 @@ async def test_sessions_share_state_like_a_notebook(sandbox):
     s1, s2 = await sandbox.open_session(), await sandbox.open_session()
     try:
         assert (
-            await sandbox.run(
+            await sandbox.execute(
                 "import sympy\nx = sympy.Symbol('x')\nn = 41\nopen('keep.txt', 'w').write('kept')", s1
             )
         ).ok
         await asyncio.gather(
-            *(sandbox.run("open('/tmp/junk', 'w').write('x')") for _ in range(2 * sandbox.workers))
+            *(sandbox.execute("open('/tmp/junk', 'w').write('x')") for _ in range(2 * sandbox.workers))
         )
-        assert (await sandbox.run("print(open('keep.txt').read())", s1)).output == "kept\n"
-        r = await sandbox.run("n += 1\nprint(n, sympy.expand((x + 1)**2))", s1)
+        assert (await sandbox.execute("print(open('keep.txt').read())", s1)).output == "kept\n"
+        r = await sandbox.execute("n += 1\nprint(n, sympy.expand((x + 1)**2))", s1)
         assert (r.status, r.output) == ("ok", "42 x**2 + 2*x + 1\n")
-        assert (await sandbox.run("print('n' in globals())", s2)).output == "False\n"
-        assert (await sandbox.run("print('n' in globals())")).output == "False\n"
-        r = await sandbox.run("1/0", s1)  # an error in a cell does not end the session
+        assert (await sandbox.execute("print('n' in globals())", s2)).output == "False\n"
+        assert (await sandbox.execute("print('n' in globals())")).output == "False\n"
+        r = await sandbox.execute("1/0", s1)  # an error in a cell does not end the session
         assert r.status == "error" and r.error == "ZeroDivisionError: division by zero"
-        assert (await sandbox.run("print(n)", s1)).output == "42\n"
+        assert (await sandbox.execute("print(n)", s1)).output == "42\n"
     finally:
         await sandbox.close_session(s1)
         await sandbox.close_session(s2)
-    r = await sandbox.run("print(n)", s1)
+    r = await sandbox.execute("print(n)", s1)
     assert r.status == "error" and "unknown session" in r.error
 
 
 async def test_session_ends_clearly_when_a_cell_kills_it(sandbox):
     sid = await sandbox.open_session()
-    assert (await sandbox.run("n = 1", sid)).ok
-    r = await sandbox.run("import os; os._exit(0)", sid)
+    assert (await sandbox.execute("n = 1", sid)).ok
+    r = await sandbox.execute("import os; os._exit(0)", sid)
     assert r.status == "error" and "session ended" in r.error
-    r = await sandbox.run("print(n)", sid)
+    r = await sandbox.execute("print(n)", sid)
     assert r.status == "error" and ("unknown session" in r.error or "ended" in r.error)
     await sandbox.close_session(sid)  # closing an ended session is fine
 
 
 async def test_session_timeout_ends_session(sandbox):
     sid = await sandbox.open_session()
-    r = await sandbox.run("while True: pass", sid)
+    r = await sandbox.execute("while True: pass", sid)
     assert r.status == "timeout" and "session ended" in r.error
-    assert (await sandbox.run("print(1)")).ok
+    assert (await sandbox.execute("print(1)")).ok
 
 
 async def test_sessions_and_stateless_cells_concurrently(sandbox):
     sids = [await sandbox.open_session() for _ in range(3)]
-    await asyncio.gather(*(sandbox.run(f"v = {i}", s) for i, s in enumerate(sids)))
-    runs = [sandbox.run("print(v * 10)", s) for s in sids] + [sandbox.run("print('free')") for _ in range(4)]
+    await asyncio.gather(*(sandbox.execute(f"v = {i}", s) for i, s in enumerate(sids)))
+    runs = [sandbox.execute("print(v * 10)", s) for s in sids] + [sandbox.execute("print('free')") for _ in range(4)]
     results = await asyncio.gather(*runs)
     assert [r.output for r in results] == ["0\n", "10\n", "20\n"] + ["free\n"] * 4
     for s in sids:
@@ -203,10 +203,10 @@ async def test_sessions_and_stateless_cells_concurrently(sandbox):
 
 
 async def test_bad_input_is_an_error_not_an_exception(sandbox):
-    r = await sandbox.run(b"print(1)")  # type: ignore[arg-type]
+    r = await sandbox.execute(b"print(1)")  # type: ignore[arg-type]
     assert r.status == "error" and "must be a str" in r.error
-    assert (await sandbox.run("")).ok
-    r = await sandbox.run("print(1)", session="no-such-session")
+    assert (await sandbox.execute("")).ok
+    r = await sandbox.execute("print(1)", session="no-such-session")
     assert r.status == "error" and "unknown session" in r.error
 
 

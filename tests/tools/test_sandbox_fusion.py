@@ -41,22 +41,22 @@ async def test_ok_error_timeout_truncation(server_url):
 
 async def test_many_concurrent_callers(server_url):
     async with SandboxFusionSandbox(server_url, limits=LIMITS, max_concurrency=4) as sb:
-        results = await asyncio.gather(*(sb.run(f"print({i} + 1)") for i in range(24)))
+        results = await asyncio.gather(*(sb.execute(f"print({i} + 1)") for i in range(24)))
         assert [r.output for r in results] == [f"{i + 1}\n" for i in range(24)]
 
 
 async def test_retries_on_5xx(server_url):
     async with SandboxFusionSandbox(server_url + "/flaky", limits=LIMITS, retries=2) as sb:
-        r = await sb.run("print('made it')")
+        r = await sb.execute("print('made it')")
         assert (r.status, r.output) == ("ok", "made it\n")
     async with SandboxFusionSandbox(server_url + "/flaky", limits=LIMITS, retries=0) as sb:
-        r = await sb.run("print('once')")
+        r = await sb.execute("print('once')")
         assert r.status == "sandbox_error" and "503" in r.error
 
 
 async def test_server_side_sandbox_error(server_url):
     async with SandboxFusionSandbox(server_url + "/broken", limits=LIMITS) as sb:
-        r = await sb.run("print(1)")
+        r = await sb.execute("print(1)")
         assert (r.status, r.error) == ("sandbox_error", "executor pod crashed")
 
 
@@ -65,14 +65,13 @@ async def test_unreachable_server_and_bad_calls():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     async with SandboxFusionSandbox(f"http://127.0.0.1:{port}", retries=1) as sb:
-        r = await sb.run("print(1)")
+        r = await sb.execute("print(1)")
         assert r.status == "sandbox_error" and "ConnectError" in r.error
-        r = await sb.run("print(1)", session="s1")
+        r = await sb.execute("print(1)", session="s1")
         assert r.status == "error" and "no sessions" in r.error
-        with pytest.raises(NotImplementedError):
-            await sb.open_session()
+        assert await sb.open_session() is None  # stateless: the engine runs its cells without a session
     with pytest.raises(RuntimeError, match="not started"):
-        await SandboxFusionSandbox("http://127.0.0.1:1").run("print(1)")
+        await SandboxFusionSandbox("http://127.0.0.1:1").execute("print(1)")
 
 
 async def test_parse_sandbox_fusion_answers():

@@ -174,6 +174,6 @@ def test_a_tool_that_cannot_start_stops_training_with_its_cause(tir_model_path, 
             raise AssertionError("never reached")
 
     trainer = _trainer(tir_model_path, _args(tmp_path, max_steps=1, save_strategy="no"), tool=Broken())
-    with pytest.raises(RuntimeError, match="tool could not start: ConnectionError.*no Docker engine"):
+    with pytest.raises(RuntimeError, match="tool .python. could not start: ConnectionError.*no Docker engine"):
         trainer.train()
     trainer.close()

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
 from torl.core import Prompt, Segment, Tool, ToolCall, ToolCallRecord, ToolResult, Trajectory
@@ -49,6 +49,10 @@ class TIRRollout:
     Args:
         backend: a `GenerationBackend` (see the `from_*` constructors).
         tool: the `Tool` that runs code (None: no tool; every call gets a "no tool" error result).
+        tools: several tools, as a list (each under its `name`) or a name -> tool mapping; calls go to the
+            tool their `ToolCall.name` names (chat format), a call to an unknown name gets an error result
+            the model sees. With one tool, the text formats' code blocks go to it whatever its name.
+            The engine starts each tool on first use (`Tool.start`); closing them is the caller's.
         tir_format: "torl" (```python / ```output), "xml" (<code> / <interpreter>), "chat" (JSON tool calls
             through the chat template), or a `TIRFormat` instance.
         max_tool_calls: the tool-call budget per trajectory (ToRL's C).
@@ -67,6 +71,7 @@ class TIRRollout:
         backend: GenerationBackend,
         *,
         tool: Tool | None = None,
+        tools: Sequence[Tool] | Mapping[str, Tool] | None = None,
         tir_format: str | TIRFormat = "torl",
         max_tool_calls: int = 1,
         max_new_tokens: int = 3072,
@@ -82,9 +87,9 @@ class TIRRollout:
             raise ValueError("max_tool_calls must be >= 0, max_new_tokens and max_concurrency >= 1")
         self.backend = backend
         self.tokenizer = backend.tokenizer
-        self.tool = tool
+        self.tools = _tool_map(tool, tools)
         self.format = get_format(tir_format)
-        self.format.bind(self.tokenizer)
+        self.format.bind(self.tokenizer, list(self.tools.values()))
         self.max_tool_calls = max_tool_calls
         self.max_new_tokens = max_new_tokens
         self.over_budget = over_budget
@@ -252,15 +257,22 @@ class TIRRollout:
                 state.finish, state.error = "error", f"{type(e).__name__}: {e}"
             return state.trajectory()
 
+    @property
+    def tool(self) -> Tool | None:
+        """The tool when there is exactly one (None otherwise)."""
+        return next(iter(self.tools.values())) if len(self.tools) == 1 else None
+
     async def _rollout(self, st: _State, sampling: dict, budget: int) -> None:
         try:
             await self._loop_turns(st, sampling, budget)
         finally:
-            if st.session is not None:
+            for name, session in st.sessions.items():
+                if session is None:
+                    continue
                 try:
-                    await self.tool.close_session(st.session)
+                    await self.tools[name].close_session(session)
                 except Exception as e:  # the trajectory is done; a leaked session is the tool's to reap
-                    logger.warning("closing tool session %s failed: %s", st.session, e)
+                    logger.warning("closing %s session %s failed: %s", name, session, e)
 
     async def _loop_turns(self, st: _State, sampling: dict, budget: int) -> None:
         fmt, tok = self.format, self.tokenizer
@@ -325,9 +337,7 @@ class TIRRollout:
                 run, extra = calls[:calls_left], calls[calls_left:]
                 calls_left -= len(run)
                 t0 = time.perf_counter()
-                if st.session is None and self.stateful and self.tool is not None:
-                    st.session = await self.tool.open_session()  # on the first call: no call, no session
-                results = list(await asyncio.gather(*(self._call_tool(c, st.session) for c in run)))
+                results = list(await asyncio.gather(*(self._call_tool(c, st) for c in run)))
                 st.tool_s += time.perf_counter() - t0
                 # Calls past the budget in the same turn are answered, not run (chat templates want an answer each).
                 spent = [ToolResult(output=BUDGET_SPENT_MESSAGE) for _ in extra]
@@ -350,22 +360,64 @@ class TIRRollout:
                 st.finish = "length"
                 return
 
-    async def _call_tool(self, call: ToolCall, session: str | None) -> ToolResult:
+    def _route(self, call: ToolCall) -> tuple[str, Tool] | str:
+        """The (name, tool) a call goes to, or the error the model sees."""
+        tool = self.tools.get(call.name)
+        if tool is not None:
+            return call.name, tool
+        if len(self.tools) == 1 and not self.format.named_calls:  # a code block: the one tool runs it
+            return next(iter(self.tools.items()))
+        if not self.tools:
+            return "no tool is configured"
+        return f"unknown tool {call.name!r}; available: {', '.join(sorted(self.tools))}"
+
+    async def _call_tool(self, call: ToolCall, st: _State) -> ToolResult:
         if call.name == INVALID_CALL:
             return ToolResult.failure("error", str(call.arguments.get("error", "invalid tool call")))
-        if self.tool is None:
-            return ToolResult.failure("sandbox_error", "no tool is configured")
-        call = call.model_copy(update={"session": session})
+        route = self._route(call)
+        if isinstance(route, str):
+            return ToolResult.failure("sandbox_error" if not self.tools else "error", route)
+        name, tool = route
+        if self.format.named_calls:
+            missing = [k for k in (tool.parameters or {}).get("required", []) if k not in call.arguments]
+            if missing:
+                return ToolResult.failure("error", f"{name}: missing argument(s) {', '.join(missing)}")
         t0 = time.perf_counter()
         try:
-            coro = self.tool.run(call)
+            await tool.start()  # once, on first use, on this loop
+        except Exception as e:
+            raise RuntimeError(f"tool {name!r} could not start: {type(e).__name__}: {e}") from e
+        if name not in st.sessions:  # on its first call: no call, no session
+            st.sessions[name] = await tool.open_session() if self.stateful else None
+        call = call.model_copy(update={"session": st.sessions[name]})
+        try:
+            coro = tool.run(call)
             if self.tool_timeout_s is not None:
-                return await asyncio.wait_for(coro, self.tool_timeout_s)
-            return await coro
+                result = await asyncio.wait_for(coro, self.tool_timeout_s)
+            else:
+                result = await coro
         except TimeoutError:
-            return ToolResult.failure(
-                "timeout", f"tool call exceeded {self.tool_timeout_s} s", duration_s=time.perf_counter() - t0
-            )
+            result = ToolResult.failure("timeout", f"tool call exceeded {self.tool_timeout_s} s")
+        # The latency the trajectory saw: from the request to the reply, queueing included.
+        return result.model_copy(update={"duration_s": time.perf_counter() - t0})
+
+
+def _tool_map(tool: Tool | None, tools: Sequence[Tool] | Mapping[str, Tool] | None) -> dict[str, Tool]:
+    if tool is not None and tools is not None:
+        raise ValueError("pass tool= or tools=, not both")
+    if tools is None:
+        tools = [] if tool is None else [tool]
+    items = list(tools.items()) if isinstance(tools, Mapping) else [(getattr(t, "name", ""), t) for t in tools]
+    out: dict[str, Tool] = {}
+    for name, t in items:
+        if not isinstance(t, Tool):
+            raise TypeError(f"tools must be torl Tool objects, got {type(t).__name__}")
+        if not name:
+            raise ValueError(f"{type(t).__name__} has no name: set its `name`, or pass a name -> tool mapping")
+        if name in out:
+            raise ValueError(f"two tools are named {name!r}: give them distinct names")
+        out[name] = t
+    return out
 
 
 class _State:
@@ -383,7 +435,8 @@ class _State:
         self.error: str | None = None
         self.gen_s = 0.0
         self.tool_s = 0.0
-        self.session: str | None = None
+        self.sessions: dict[str, str | None] = {}
+        """Tool name -> this trajectory's session (opened on the tool's first call)."""
 
     def add(self, seg: Segment, ids: list[int], lps: list[float], mask: int) -> int:
         start = len(self.completion)

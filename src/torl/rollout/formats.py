@@ -66,11 +66,14 @@ class TIRFormat(ABC):
     name: str = "format"
     stop: ClassVar[list[str]] = []
     """Stop strings of a turn that may call a tool (included in the output)."""
+    named_calls: ClassVar[bool] = False
+    """True when the model names the tool it calls (JSON tool calls); False for code blocks, which the
+    engine sends to its one tool whatever that tool's name."""
 
     tokenizer: Any = None
 
-    def bind(self, tokenizer: Any) -> None:
-        """Called once by the engine with the model's tokenizer."""
+    def bind(self, tokenizer: Any, tools: Sequence[Any] = ()) -> None:
+        """Called once by the engine with the model's tokenizer and its tools."""
         self.tokenizer = tokenizer
 
     def stop_token_ids(self) -> list[int]:
@@ -176,6 +179,7 @@ class ChatToolFormat(TIRFormat):
     """
 
     name = "chat"
+    named_calls: ClassVar[bool] = True
     _call = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 
     def __init__(
@@ -186,10 +190,17 @@ class ChatToolFormat(TIRFormat):
         empty_message: str = EMPTY_OUTPUT_MESSAGE,
         max_chars: int = 256,
     ) -> None:
+        self._given_tools = tools
         self.tools = [PYTHON_TOOL_SCHEMA] if tools is None else tools
         self.end_of_turn = end_of_turn
         self.empty_message = empty_message
         self.max_chars = max_chars
+
+    def bind(self, tokenizer: Any, tools: Sequence[Any] = ()) -> None:
+        """Also takes the engine's tools' schemas for the chat template, unless `tools=` was given."""
+        super().bind(tokenizer, tools)
+        if self._given_tools is None and tools:
+            self.tools = [t.schema() for t in tools]
 
     def stop_token_ids(self) -> list[int]:
         tok = self.tokenizer
@@ -220,9 +231,11 @@ class ChatToolFormat(TIRFormat):
                 args = obj.get("arguments", {})
                 if isinstance(args, str):
                     args = json.loads(args)
-                code = args.get("code")
+                if not isinstance(args, dict):
+                    raise TypeError('"arguments" is not an object')
+                code = args.get("code", "")
                 if not isinstance(code, str):
-                    raise TypeError('"arguments" has no string "code"')
+                    raise TypeError('"code" is not a string')
                 calls.append(ToolCall(code=code, name=name, arguments=args))
             except (ValueError, AttributeError, TypeError) as e:
                 # A malformed call is still a call: it is answered with the error, so the model sees it.

@@ -202,10 +202,10 @@ class DockerSandbox(WorkerPool):
         self.pool_id = uuid.uuid4().hex[:8]
         self._client: Any = None
 
-    async def start(self) -> None:
+    async def setup(self) -> None:
         if self._client is None:
             self._client = await asyncio.to_thread(self._connect)
-        await super().start()
+        await super().setup()
 
     def _connect(self) -> Any:
         try:
@@ -221,8 +221,8 @@ class DockerSandbox(WorkerPool):
             log.info("removed %d leftover sandbox containers", removed)
         return client
 
-    async def close(self) -> None:
-        await super().close()
+    async def teardown(self) -> None:
+        await super().teardown()
         if self._client is not None:
             client, self._client = self._client, None
             await asyncio.to_thread(client.close)

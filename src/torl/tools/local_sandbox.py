@@ -258,7 +258,7 @@ class LocalSandbox(WorkerPool):
         self.isolation = isolation
         self.root = os.geteuid() == 0
 
-    async def start(self) -> None:
+    async def setup(self) -> None:
         if self.isolation == "auto":
             self.isolation = "bwrap" if await asyncio.to_thread(bwrap_works, self.python) else "none"
             if self.isolation == "none":
@@ -276,7 +276,7 @@ class LocalSandbox(WorkerPool):
                     "the preloaded modules will fail (install Python world-readable, or use bwrap)",
                     hidden,
                 )
-        await super().start()
+        await super().setup()
 
     async def _spawn(self, index: int) -> WorkerConn:
         env = {

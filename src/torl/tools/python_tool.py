@@ -1,13 +1,12 @@
-"""`PythonTool`: the `Tool` that runs the model's Python cells in a `Sandbox`."""
+"""`PythonTool`: the Python tool over a sandbox. Every `Sandbox` is a `Tool` itself, so this only picks one."""
 
 from __future__ import annotations
 
-from torl.core import Tool, ToolCall, ToolResult
-from torl.tools.sandbox import Limits, Sandbox
+from torl.tools.sandbox import Sandbox
 
 
-class PythonTool(Tool):
-    """Runs Python code in a sandbox; stateless per call unless the call names a session.
+def PythonTool(sandbox: Sandbox | None = None) -> Sandbox:  # kept from torl 0.1: reads as a class
+    """The Python tool: `sandbox` itself (a sandbox is a `Tool` named "python"), or `default_sandbox()`.
 
     Example:
         ```python
@@ -16,38 +15,13 @@ class PythonTool(Tool):
             assert r.ok and r.output == "2\\n"
         ```
 
-    Args:
-        sandbox: where cells run; default `default_sandbox()` (Docker if available, else local).
-            The tool starts and closes it.
+    `PythonTool(DockerSandbox())` is the same object as `DockerSandbox()`; pass a sandbox straight to
+    `tool=` / `tools=` if you prefer.
     """
+    if sandbox is None:
+        from torl.tools import default_sandbox
 
-    name = "python"
-
-    def __init__(self, sandbox: Sandbox | None = None) -> None:
-        if sandbox is None:
-            from torl.tools import default_sandbox
-
-            sandbox = default_sandbox()
-        self.sandbox = sandbox
-
-    async def start(self) -> None:
-        await self.sandbox.start()
-
-    async def close(self) -> None:
-        await self.sandbox.close()
-
-    async def run(self, call: ToolCall) -> ToolResult:
-        return await self.sandbox.run(call.code, call.session)
-
-    async def execute(
-        self, code: str, session: str | None = None, *, limits: Limits | None = None
-    ) -> ToolResult:
-        """Run `code` (in `session` if given; with `limits` instead of the sandbox's) and return the result."""
-        return await self.sandbox.run(code, session, limits=limits)
-
-    async def open_session(self) -> str | None:
-        return await self.sandbox.open_session()
-
-    async def close_session(self, session: str | None) -> None:
-        if session is not None:
-            await self.sandbox.close_session(session)
+        return default_sandbox()
+    if not isinstance(sandbox, Sandbox):
+        raise TypeError(f"PythonTool wants a torl Sandbox, got {type(sandbox).__name__}")
+    return sandbox

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from torl.core import ToolResult, ToolStatus
+from torl.core import Tool, ToolCall, ToolResult, ToolStatus
 
 log = logging.getLogger(__name__)
 
@@ -61,40 +61,35 @@ class Limits:
         return d
 
 
-class Sandbox(ABC):
-    """A place to run untrusted Python cells. Use as an async context manager, or call `start`/`close`.
+class Sandbox(Tool):
+    """A place to run untrusted Python cells; every sandbox is the Python `Tool` itself (`name="python"`).
 
-    `run` never raises for anything the code does: the returned `ToolResult` says what happened.
-    Cells are stateless unless run in a session (`open_session`), where they share globals.
+    `execute(code)` runs a cell string, `run(ToolCall)` is the `Tool` protocol (code and session from the
+    call). Neither raises for anything the code does: the returned `ToolResult` says what happened. The
+    sandbox starts on first use (or in `async with`); cells are stateless unless run in a session
+    (`open_session`), where they share globals like notebook cells.
     """
 
+    name = "python"
     limits: Limits
 
-    async def start(self) -> None:
-        """Acquire resources (workers, containers, connections)."""
-
-    async def close(self) -> None:
-        """Release every resource. Safe to call twice."""
-
     @abstractmethod
-    async def run(self, code: str, session: str | None = None, *, limits: Limits | None = None) -> ToolResult:
+    async def execute(
+        self, code: str, session: str | None = None, *, limits: Limits | None = None
+    ) -> ToolResult:
         """Run one cell (in `session` if given) and return what happened.
 
         `limits` overrides the sandbox's limits for this cell only."""
 
-    async def open_session(self) -> str:
-        """Start a session whose cells share state, like a notebook; returns its id."""
-        raise NotImplementedError(f"{type(self).__name__} has no sessions")
+    async def run(self, call: ToolCall) -> ToolResult:
+        return await self.execute(call.code, call.session)
 
-    async def close_session(self, session: str) -> None:
+    async def open_session(self) -> str | None:
+        """Start a session whose cells share state, like a notebook; returns its id (None: no sessions)."""
+        return None
+
+    async def close_session(self, session: str | None) -> None:
         """End a session and free what it holds. Unknown ids are ignored."""
-
-    async def __aenter__(self):
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
 
 def truncate_middle(text: str, limit: int) -> tuple[str, bool]:
@@ -216,28 +211,23 @@ class WorkerPool(Sandbox):
         self._sessions: dict[str, _Slot] = {}
         self._freed: asyncio.Condition | None = None
         self._ids = 0
-        self._started = False
-        self._closed = False
+        self._closed = True  # until setup: calls in flight at teardown see it too
 
     @abstractmethod
     async def _spawn(self, index: int) -> WorkerConn:
         """Start worker number `index` and complete its handshake."""
 
-    async def start(self) -> None:
-        if self._started:
-            return
-        if self._closed:
-            raise RuntimeError(f"{type(self).__name__} is closed")
-        self._started = True
+    async def setup(self) -> None:
+        self._closed = False
         self._freed = asyncio.Condition()
         self._slots = [_Slot(i) for i in range(self.workers)]
         results = await asyncio.gather(*(self._respawn(s) for s in self._slots), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            await self.close()
+            await self.teardown()
             raise errors[0]
 
-    async def close(self) -> None:
+    async def teardown(self) -> None:
         self._closed = True
         slots, self._slots = self._slots, []
         self._sessions.clear()
@@ -258,7 +248,7 @@ class WorkerPool(Sandbox):
         slot.conn = await asyncio.wait_for(self._spawn(slot.index), self.spawn_timeout_s)
 
     def _check_open(self) -> None:
-        if not self._started or self._closed:
+        if not self.started or self._closed:
             raise RuntimeError(f"{type(self).__name__} is not started (use `async with` or await start())")
 
     @contextlib.asynccontextmanager
@@ -321,7 +311,9 @@ class WorkerPool(Sandbox):
                 reply["error"] += "; its sessions ended"
             return reply
 
-    async def run(self, code: str, session: str | None = None, *, limits: Limits | None = None) -> ToolResult:
+    async def execute(
+        self, code: str, session: str | None = None, *, limits: Limits | None = None
+    ) -> ToolResult:
         if not isinstance(code, str):
             return ToolResult.failure("error", f"code must be a str, got {type(code).__name__}")
         self._check_open()
@@ -353,8 +345,8 @@ class WorkerPool(Sandbox):
             self._sessions[sid] = slot
         return sid
 
-    async def close_session(self, session: str) -> None:
-        slot = self._sessions.pop(session, None)
+    async def close_session(self, session: str | None) -> None:
+        slot = self._sessions.pop(session, None) if session is not None else None
         if slot is None or self._closed:
             return
         async with self._this_slot(slot):

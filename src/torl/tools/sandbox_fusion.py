@@ -82,7 +82,7 @@ class SandboxFusionSandbox(Sandbox):
         self._sem = asyncio.Semaphore(max_concurrency)
         self._client: Any = None
 
-    async def start(self) -> None:
+    async def setup(self) -> None:
         if self._client is None:
             import httpx
 
@@ -93,12 +93,14 @@ class SandboxFusionSandbox(Sandbox):
                 ),
             )
 
-    async def close(self) -> None:
+    async def teardown(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
 
-    async def run(self, code: str, session: str | None = None, *, limits: Limits | None = None) -> ToolResult:
+    async def execute(
+        self, code: str, session: str | None = None, *, limits: Limits | None = None
+    ) -> ToolResult:
         if not isinstance(code, str):
             return ToolResult.failure("error", f"code must be a str, got {type(code).__name__}")
         if session is not None:

@@ -24,54 +24,13 @@ from accelerate.utils import gather_object
 from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
-from torl.core import Prompt, RolloutPolicy, Tool, ToolCall, ToolResult, Trajectory, save_jsonl
+from torl.core import Prompt, RolloutPolicy, Tool, Trajectory, save_jsonl
 from torl.trainers.config import TIRGRPOConfig
 from torl.trainers.metrics import trajectory_metrics
 
 __all__ = ["TIRGRPOTrainer"]
 
 _META_TYPES = (str, int, float, bool, type(None))
-
-
-class _StartedTool(Tool):
-    """Wraps the user's tool so it starts on first use, on the rollout engine's own event loop."""
-
-    def __init__(self, tool: Tool) -> None:
-        self.inner = tool
-        self.name = tool.name
-        self._started = False
-        self._lock: asyncio.Lock | None = None
-        self.start_error: BaseException | None = None
-
-    async def _ensure(self) -> None:
-        if self._started:
-            return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if not self._started:
-                try:
-                    await self.inner.start()
-                except Exception as e:
-                    self.start_error = e
-                    raise
-                self._started = True
-
-    async def run(self, call: ToolCall) -> ToolResult:
-        await self._ensure()
-        return await self.inner.run(call)
-
-    async def open_session(self) -> str | None:
-        await self._ensure()
-        return await self.inner.open_session()
-
-    async def close_session(self, session: str | None) -> None:
-        await self.inner.close_session(session)
-
-    async def close(self) -> None:
-        if self._started:
-            self._started = False
-            await self.inner.close()
 
 
 class _LoopThread:
@@ -189,7 +148,7 @@ class TIRGRPOTrainer(GRPOTrainer):
             warnings.warn("rollout= generates on vLLM servers but use_vllm=False: the trainer pushes no weights to "
                           "them, so rollouts come from a stale policy", stacklevel=2)
 
-        self._tool = _StartedTool(tool) if tool is not None else None
+        self._tool = tool
         self._rollout: Any = rollout
         self._loop_thread: _LoopThread | None = None
         self._batch_trajectories: list[Trajectory] | None = None
@@ -364,16 +323,12 @@ class TIRGRPOTrainer(GRPOTrainer):
         )
 
     def _check_not_all_failed(self, trajs: list[Trajectory]) -> None:
-        """One failed rollout is data; a batch where all failed is a broken setup: stop with its cause."""
-        tool_error = self._tool.start_error if self._tool is not None else None
+        """One failed rollout is data; a batch where all failed is a broken setup (a tool that cannot start,
+        a dead engine): stop with its cause."""
         failed = [t for t in trajs if t.finish_reason == "error"]
-        everyone = gather_object([(len(failed), len(trajs), failed[0].error if failed else None,
-                                   repr(tool_error) if tool_error else None)])
-        if any(te for *_, te in everyone):
-            cause = next(te for *_, te in everyone if te)
-            raise RuntimeError(f"the tool could not start: {cause}")
-        if sum(n for n, *_ in everyone) == sum(k for _, k, *_ in everyone):
-            cause = next(e for _, _, e, _ in everyone if e)
+        everyone = gather_object([(len(failed), len(trajs), failed[0].error if failed else None)])
+        if sum(n for n, _, _ in everyone) == sum(k for _, k, _ in everyone):
+            cause = next(e for _, _, e in everyone if e)
             raise RuntimeError(f"every rollout of the batch failed; first error: {cause}")
 
     # ----- scoring, metrics, dumps -----
@@ -466,7 +421,7 @@ class TIRGRPOTrainer(GRPOTrainer):
 class _Closer:
     """Closes the tool and the built engine once; holds no reference to the trainer."""
 
-    def __init__(self, tool: _StartedTool | None, rollout: Any, built: bool) -> None:
+    def __init__(self, tool: Tool | None, rollout: Any, built: bool) -> None:
         self.tool, self.rollout, self.built, self.done = tool, rollout, built, False
 
     def __call__(self) -> None:
@@ -475,7 +430,7 @@ class _Closer:
         self.done = True
         runner = getattr(self.rollout, "_run", None)  # the engine's private loop, where the tool started
         try:
-            if self.tool is not None and self.tool._started:
+            if self.tool is not None and self.tool.started:
                 runner(self.tool.close()) if callable(runner) else asyncio.run(self.tool.close())
             if self.built and hasattr(self.rollout, "close_sync"):
                 self.rollout.close_sync()
