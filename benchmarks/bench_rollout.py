@@ -25,7 +25,7 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from torl.core import Tool, ToolCall, ToolResult
-from torl.rollout import TIRFormat, TIRRollout
+from torl.rollout import GenerationRequest, Sampling, TIRFormat, TIRRollout
 
 
 class StopTokenFormat(TIRFormat):
@@ -92,7 +92,9 @@ async def lockstep(rollout: TIRRollout, prompts, n, temperature) -> tuple[float,
         async def gen(s):
             room = rollout.max_new_tokens - (len(s["ids"]) - s["n_prompt"])
             return await be.generate(
-                s["ids"], max_tokens=room, temperature=temperature, stop_token_ids=fmt.stop_token_ids()
+                GenerationRequest(
+                    s["ids"], room, Sampling(temperature=temperature), stop_token_ids=tuple(fmt.stop_token_ids())
+                )
             )
 
         outs = await asyncio.gather(*(gen(s) for s in live))
@@ -148,10 +150,10 @@ async def main(args) -> None:
         best["tir"] = max(best["tir"], tir_model / tir_s)
         plain_s, plain_model = await plain(rollout.backend.engine, trajs, 1.0)
         best["plain"] = max(best["plain"], plain_model / plain_s)
-        rollout.tool = SleepyTool(seed=rep)
+        rollout.tools = {"python": SleepyTool(seed=rep)}
         lock_s, lock_model = await lockstep(rollout, prompts, args.n, 1.0)
         best["lock"] = max(best["lock"], lock_model / lock_s)
-        rollout.tool = SleepyTool(seed=100 + rep)
+        rollout.tools = {"python": SleepyTool(seed=100 + rep)}
     tir_all = sum(len(t.completion_ids) for t in trajs)
     calls = sum(t.num_tool_calls for t in trajs)
     errors = sum(t.finish_reason == "error" for t in trajs)

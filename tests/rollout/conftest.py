@@ -7,12 +7,13 @@ import asyncio
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import pytest
 
 from torl.core import Tool, ToolCall, ToolResult
-from torl.rollout import GenerationOutput
+from torl.rollout import GenerationOutput, GenerationRequest
 from torl.testing.transcripts import DEFAULT_TRANSCRIPTS, Transcript
 
 TRANSCRIPTS: dict[str, Transcript] = {t.name: t for t in DEFAULT_TRANSCRIPTS}
@@ -74,13 +75,24 @@ class RecordingBackend:
         self.max_model_len = inner.max_model_len
         self.requests: list[tuple[list[int], dict, GenerationOutput]] = []
 
-    async def generate(self, prompt_ids, **kw) -> GenerationOutput:
-        out = await self.inner.generate(prompt_ids, **kw)
-        self.requests.append((list(prompt_ids), kw, out))
+    async def generate(self, request: GenerationRequest) -> GenerationOutput:
+        out = await self.inner.generate(request)
+        self.requests.append((list(request.prompt_ids), _kw(request), out))
         return out
 
     async def close(self) -> None:
         pass
+
+
+def _kw(request: GenerationRequest) -> dict:
+    """A request as the keyword dict the tests look into (prompt ids left out)."""
+    return {
+        "max_tokens": request.max_tokens,
+        "stop": list(request.stop),
+        "stop_token_ids": list(request.stop_token_ids),
+        "affinity": request.affinity,
+        **asdict(request.sampling),
+    }
 
 
 class ScriptedBackend:
@@ -95,11 +107,13 @@ class ScriptedBackend:
         self.delay = delay
         self.requests: list[tuple[list[int], dict]] = []
 
-    async def generate(self, prompt_ids, *, max_tokens, stop: Sequence[str] = (), **kw) -> GenerationOutput:
-        self.requests.append((list(prompt_ids), {"max_tokens": max_tokens, "stop": list(stop), **kw}))
+    async def generate(self, request: GenerationRequest) -> GenerationOutput:
+        prompt_ids, kw = request.prompt_ids, _kw(request)
+        max_tokens, stop = request.max_tokens, request.stop
+        self.requests.append((list(prompt_ids), kw))
         if self.delay:
             await asyncio.sleep(self.delay)
-        text = self.script(prompt_ids, {"max_tokens": max_tokens, "stop": list(stop), **kw})
+        text = self.script(prompt_ids, kw)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         hit = next((s for s in stop if s in text), None)
         fin = "stop"

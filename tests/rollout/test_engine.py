@@ -121,12 +121,12 @@ async def test_concurrency_bound(tir_tokenizer):
     live = peak = 0
 
     class Counting(ScriptedBackend):
-        async def generate(self, prompt_ids, **kw):
+        async def generate(self, request):
             nonlocal live, peak
             live += 1
             peak = max(peak, live)
             try:
-                return await super().generate(prompt_ids, **kw)
+                return await super().generate(request)
             finally:
                 live -= 1
 

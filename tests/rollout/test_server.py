@@ -127,8 +127,8 @@ async def test_two_replicas_and_processed_logprobs(server, tir_model_path, caplo
     await eng.close()
     await rec.inner.close()
     assert all(o.error is None for o in out), [o.error for o in out]
-    replicas = {o.extra["replica"] for _, _, o in rec.requests}
-    assert replicas == {0, 1}  # requests sent to the dead replica moved to a live one
+    served = rec.inner.served
+    assert served[0] > 0 and served[1] > 0 and served[2] == 0  # the dead replica's requests moved
     assert "refused the connection" in caplog.text
     for traj in out:
         ref = hf_token_logprobs(tir_model_path, traj.prompt_ids, traj.completion_ids, 1.7)

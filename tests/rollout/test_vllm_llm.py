@@ -9,7 +9,14 @@ from typing import ClassVar
 
 import pytest
 
-from torl.rollout import BUDGET_SPENT_MESSAGE, TIRRollout, ToRLFormat, VLLMSyncBackend
+from torl.rollout import (
+    BUDGET_SPENT_MESSAGE,
+    GenerationRequest,
+    Sampling,
+    TIRRollout,
+    ToRLFormat,
+    VLLMSyncBackend,
+)
 
 from .conftest import (
     TRANSCRIPTS,
@@ -178,12 +185,12 @@ async def test_a_cancelled_request_is_aborted_in_the_engine(llm):
     orig = llm.llm_engine.abort_request
     llm.llm_engine.abort_request = lambda ids, *a, **k: (aborted.extend(ids), orig(ids, *a, **k))
     try:
-        task = asyncio.create_task(b.generate([5, 6, 7], max_tokens=900, temperature=1.0))
+        task = asyncio.create_task(b.generate(GenerationRequest([5, 6, 7], 900)))
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        out = await b.generate([5, 6, 7], max_tokens=3, temperature=0.0)  # the engine still serves
+        out = await b.generate(GenerationRequest([5, 6, 7], 3, Sampling(temperature=0.0)))  # the engine still serves
         assert 1 <= len(out.token_ids) <= 3
         assert len(aborted) == 1
         assert llm.llm_engine.get_num_unfinished_requests() == 0

@@ -23,6 +23,35 @@ logger = logging.getLogger(__name__)
 GenFinish = Literal["stop", "length", "abort"]
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample: the hyperparameters a rollout keeps for all its turns."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    """0: no top-k."""
+    seed: int | None = None
+    """None: the engine's own RNG (fast); an int: reproducible, per request."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One turn to sample: the context so far, a token budget, where to stop, how to sample.
+
+    Stop strings and stop tokens stay in the output (the engine needs the exact ids it sampled);
+    special tokens are never skipped; the sampled tokens' logprobs come back with them.
+    """
+
+    prompt_ids: list[int]
+    max_tokens: int
+    sampling: Sampling = field(default_factory=Sampling)
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    affinity: Any = None
+    """Requests with the same key should go to the same replica (prefix cache); one-engine backends ignore it."""
+
+
 @dataclass
 class GenerationOutput:
     """One generation call's result. `stop_reason` is the stop string or stop token id that ended it
@@ -32,7 +61,6 @@ class GenerationOutput:
     logprobs: list[float]
     finish_reason: GenFinish
     stop_reason: str | int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -42,43 +70,28 @@ class GenerationBackend(Protocol):
     tokenizer: Any
     max_model_len: int | None
 
-    async def generate(
-        self,
-        prompt_ids: list[int],
-        *,
-        max_tokens: int,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
-        stop_token_ids: Sequence[int] = (),
-        include_stop_str_in_output: bool = True,
-        affinity: Any = None,
-    ) -> GenerationOutput:
-        """Sample a continuation of `prompt_ids`. `affinity`: requests with the same key should go to the same
-        replica (prefix cache); backends with one engine ignore it."""
+    async def generate(self, request: GenerationRequest) -> GenerationOutput:
+        """Sample a continuation of `request.prompt_ids`."""
         ...
 
     async def close(self) -> None: ...
 
 
-def _sampling_params(
-    *, max_tokens, temperature, top_p, top_k, seed, stop, stop_token_ids, include_stop_str_in_output
-):
+def _sampling_params(request: GenerationRequest, seed: int | None):
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
+    sp = request.sampling
     return SamplingParams(
         n=1,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k if top_k and top_k > 0 else 0,
+        max_tokens=request.max_tokens,
+        temperature=sp.temperature,
+        top_p=sp.top_p,
+        top_k=sp.top_k if sp.top_k and sp.top_k > 0 else 0,
         seed=seed,
-        stop=list(stop) or None,
-        stop_token_ids=list(stop_token_ids) or None,
-        include_stop_str_in_output=include_stop_str_in_output,
+        stop=list(request.stop) or None,
+        stop_token_ids=list(request.stop_token_ids) or None,
+        include_stop_str_in_output=True,
         logprobs=0,
         skip_special_tokens=False,
         output_kind=RequestOutputKind.FINAL_ONLY,
@@ -162,20 +175,7 @@ class VLLMAsyncBackend:
         tok = AutoTokenizer.from_pretrained(kwargs.get("tokenizer") or str(model))
         return cls(engine, tok)
 
-    async def generate(
-        self,
-        prompt_ids,
-        *,
-        max_tokens,
-        temperature=1.0,
-        top_p=1.0,
-        top_k=0,
-        seed=None,
-        stop=(),
-        stop_token_ids=(),
-        include_stop_str_in_output=True,
-        affinity=None,
-    ) -> GenerationOutput:
+    async def generate(self, request: GenerationRequest) -> GenerationOutput:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
@@ -184,20 +184,10 @@ class VLLMAsyncBackend:
                 "this AsyncLLM runs on the event loop that first used it; call it from that loop only "
                 "(or use TIRRollout.generate_sync for every call)"
             )
-        seed = _safe_seed(seed, self._seeds_unsafe)
-        params = _sampling_params(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            seed=seed,
-            stop=stop,
-            stop_token_ids=stop_token_ids,
-            include_stop_str_in_output=include_stop_str_in_output,
-        )
+        params = _sampling_params(request, _safe_seed(request.sampling.seed, self._seeds_unsafe))
         final = None
         async for out in self.engine.generate(
-            {"prompt_token_ids": list(prompt_ids)}, params, uuid.uuid4().hex
+            {"prompt_token_ids": list(request.prompt_ids)}, params, uuid.uuid4().hex
         ):
             final = out
         if final is None:
@@ -308,38 +298,15 @@ class VLLMSyncBackend:
                     except Exception as e:
                         settle(out.request_id, exc=e)
 
-    async def generate(
-        self,
-        prompt_ids,
-        *,
-        max_tokens,
-        temperature=1.0,
-        top_p=1.0,
-        top_k=0,
-        seed=None,
-        stop=(),
-        stop_token_ids=(),
-        include_stop_str_in_output=True,
-        affinity=None,
-    ) -> GenerationOutput:
+    async def generate(self, request: GenerationRequest) -> GenerationOutput:
         if self._closed:
             raise RuntimeError("backend is closed")
-        seed = _safe_seed(seed, self._seeds_unsafe)
-        params = _sampling_params(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            seed=seed,
-            stop=stop,
-            stop_token_ids=stop_token_ids,
-            include_stop_str_in_output=include_stop_str_in_output,
-        )
+        params = _sampling_params(request, _safe_seed(request.sampling.seed, self._seeds_unsafe))
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         rid = uuid.uuid4().hex
         self._ensure_thread()
-        self._inbox.put((rid, list(prompt_ids), params, loop, fut))
+        self._inbox.put((rid, list(request.prompt_ids), params, loop, fut))
         try:
             return await fut
         except asyncio.CancelledError:
@@ -392,6 +359,8 @@ class HTTPBackend:
         self.timeout_s = timeout_s
         self.max_connections = max_connections
         self._inflight = [0] * len(self.base_urls)
+        self.served = [0] * len(self.base_urls)
+        """Requests each replica has answered."""
         self._sticky: OrderedDict[Any, int] = OrderedDict()
         self._rr = itertools.count()
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one client per event loop
@@ -435,38 +404,27 @@ class HTTPBackend:
                 self._sticky.popitem(last=False)
         return i
 
-    async def generate(
-        self,
-        prompt_ids,
-        *,
-        max_tokens,
-        temperature=1.0,
-        top_p=1.0,
-        top_k=0,
-        seed=None,
-        stop=(),
-        stop_token_ids=(),
-        include_stop_str_in_output=True,
-        affinity=None,
-    ) -> GenerationOutput:
+    async def generate(self, request: GenerationRequest) -> GenerationOutput:
+        sp = request.sampling
         body: dict[str, Any] = {
             "model": self.model,
-            "prompt": list(prompt_ids),
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "top_k": top_k if top_k and top_k > 0 else 0,
-            "stop": list(stop),
-            "stop_token_ids": list(stop_token_ids),
-            "include_stop_str_in_output": include_stop_str_in_output,
+            "prompt": list(request.prompt_ids),
+            "max_tokens": request.max_tokens,
+            "temperature": sp.temperature,
+            "top_p": sp.top_p,
+            "top_k": sp.top_k if sp.top_k and sp.top_k > 0 else 0,
+            "stop": list(request.stop),
+            "stop_token_ids": list(request.stop_token_ids),
+            "include_stop_str_in_output": True,
             "skip_special_tokens": False,
             "logprobs": 0,
             "return_token_ids": True,
         }
-        if seed is not None:
-            body["seed"] = seed
+        if sp.seed is not None:
+            body["seed"] = sp.seed
         import httpx
 
+        affinity = request.affinity
         i = self._pick(affinity)
         for attempt in range(len(self.base_urls)):
             self._inflight[i] += 1
@@ -485,6 +443,7 @@ class HTTPBackend:
                 self._sticky[affinity] = i
         if r.status_code != 200:
             raise RuntimeError(f"{self.base_urls[i]} answered {r.status_code}: {r.text[:500]}")
+        self.served[i] += 1
         choice = r.json()["choices"][0]
         ids = list(choice.get("token_ids") or [])
         if choice.get("token_ids") is None:
@@ -496,9 +455,7 @@ class HTTPBackend:
         if len(lps) != len(ids):
             raise RuntimeError(f"server returned {len(ids)} token ids but {len(lps)} logprobs")
         fin = choice.get("finish_reason")
-        return GenerationOutput(
-            ids, lps, fin if fin in ("stop", "length") else "abort", choice.get("stop_reason"), {"replica": i}
-        )
+        return GenerationOutput(ids, lps, fin if fin in ("stop", "length") else "abort", choice.get("stop_reason"))
 
     async def close(self) -> None:
         for c in list(self._clients.values()):
@@ -581,30 +538,18 @@ class TransformersBackend:
             return GenerationOutput(ids, lps, "stop", None)
         return GenerationOutput(ids, lps, "length" if len(ids) >= max_tokens else "stop", None)
 
-    async def generate(
-        self,
-        prompt_ids,
-        *,
-        max_tokens,
-        temperature=1.0,
-        top_p=1.0,
-        top_k=0,
-        seed=None,
-        stop=(),
-        stop_token_ids=(),
-        include_stop_str_in_output=True,
-        affinity=None,
-    ) -> GenerationOutput:
+    async def generate(self, request: GenerationRequest) -> GenerationOutput:
+        sp = request.sampling
         return await asyncio.to_thread(
             self._generate,
-            list(prompt_ids),
-            max_tokens,
-            temperature,
-            top_p,
-            top_k,
-            seed,
-            list(stop),
-            list(stop_token_ids),
+            list(request.prompt_ids),
+            request.max_tokens,
+            sp.temperature,
+            sp.top_p,
+            sp.top_k,
+            sp.seed,
+            list(request.stop),
+            list(request.stop_token_ids),
         )
 
     async def close(self) -> None:

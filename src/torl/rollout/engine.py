@@ -25,12 +25,15 @@ import logging
 import threading
 import time
 import weakref
+from dataclasses import replace
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
 from torl.core import Prompt, Segment, Tool, ToolCall, ToolCallRecord, ToolResult, Trajectory
 from torl.rollout.backends import (
     GenerationBackend,
+    GenerationRequest,
+    Sampling,
     HTTPBackend,
     TransformersBackend,
     VLLMAsyncBackend,
@@ -97,7 +100,7 @@ class TIRRollout:
         self.max_concurrency = max_concurrency
         self.tool_timeout_s = tool_timeout_s
         self.stateful = stateful
-        self._stop_ids = self.format.stop_token_ids()
+        self._stop_ids = tuple(self.format.stop_token_ids())
         self._sems: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per event loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -188,7 +191,7 @@ class TIRRollout:
         if metadata is not None and len(metadata) != len(prompts):
             raise ValueError(f"metadata has {len(metadata)} entries for {len(prompts)} prompts")
         budget = max_new_tokens or self.max_new_tokens
-        sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k}
+        sampling = Sampling(temperature=temperature, top_p=top_p, top_k=top_k)
         self._batches += 1
         tasks = []
         for i, prompt in enumerate(prompts):
@@ -262,7 +265,7 @@ class TIRRollout:
         """The tool when there is exactly one (None otherwise)."""
         return next(iter(self.tools.values())) if len(self.tools) == 1 else None
 
-    async def _rollout(self, st: _State, sampling: dict, budget: int) -> None:
+    async def _rollout(self, st: _State, sampling: Sampling, budget: int) -> None:
         try:
             await self._loop_turns(st, sampling, budget)
         finally:
@@ -274,7 +277,7 @@ class TIRRollout:
                 except Exception as e:  # the trajectory is done; a leaked session is the tool's to reap
                     logger.warning("closing %s session %s failed: %s", name, session, e)
 
-    async def _loop_turns(self, st: _State, sampling: dict, budget: int) -> None:
+    async def _loop_turns(self, st: _State, sampling: Sampling, budget: int) -> None:
         fmt, tok = self.format, self.tokenizer
         max_len = self.backend.max_model_len
         calls_left = self.max_tool_calls
@@ -293,16 +296,16 @@ class TIRRollout:
                 return
             use_stop = calls_left > 0 or self.over_budget == "notify"
             t0 = time.perf_counter()
-            out = await self.backend.generate(
+            turn_seed = None if seed is None else (seed * 1_000_003 + st.turns) % (2**31 - 1)
+            request = GenerationRequest(
                 st.prompt_ids + st.completion,
                 max_tokens=room,
-                seed=None if seed is None else (seed * 1_000_003 + st.turns) % (2**31 - 1),
-                stop=fmt.stop if use_stop else [],
+                sampling=replace(sampling, seed=turn_seed),
+                stop=tuple(fmt.stop) if use_stop else (),
                 stop_token_ids=self._stop_ids,
-                include_stop_str_in_output=True,
                 affinity=st.affinity,
-                **sampling,
             )
+            out = await self.backend.generate(request)
             st.gen_s += time.perf_counter() - t0
             if len(out.logprobs) != len(out.token_ids):
                 raise RuntimeError(
