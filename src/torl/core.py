@@ -242,6 +242,13 @@ class Trajectory(BaseModel):
         return sum(self.env_mask)
 
     @property
+    def correct(self) -> bool | None:
+        """Whether the final answer was judged correct (`reward_breakdown["correct"]`, written by the
+        correctness reward that scored it); None when nothing judged it or it could not be verified."""
+        v = self.reward_breakdown.get("correct")
+        return None if v is None else v >= 0.5
+
+    @property
     def tool_failed(self) -> bool:
         """True when at least one tool call did not succeed."""
         return any(not r.result.ok for r in self.tool_calls)
@@ -286,7 +293,10 @@ class RewardOutput(BaseModel):
 
     score: float | None
     breakdown: dict[str, float | None] = Field(default_factory=dict)
+    """Named parts (1/0 flags, counts, partial scores); a correctness reward's `correct` is 1/0/None."""
     reason: str | None = None
+    answer: str | None = None
+    """The final answer the reward read from the trajectory (None when it found none or reads no answer)."""
 
 
 @runtime_checkable

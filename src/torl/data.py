@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from torl.rollout.prompts import torl_prompt
+from torl.rollout.formats import ZERO_TIR_SYSTEM_PROMPT, TIRFormat, get_format, torl_prompt, zero_tir_messages
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ZERO_TIR_SYSTEM_PROMPT",
     "DataError",
+    "apply_format_template",
     "apply_template",
     "apply_torl_template",
     "apply_zero_tir_template",
@@ -30,18 +31,6 @@ __all__ = [
     "torl_prompt",
     "zero_tir_messages",
 ]
-
-ZERO_TIR_SYSTEM_PROMPT = (
-    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
-    "The Assistant first thinks about the reasoning process in the mind and then provides the user with the "
-    "answer. The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, "
-    "respectively, i.e., <think> reasoning process here </think> <answer> answer here </answer>. "
-    "The Assistant can write Python code in ```python ``` blocks to help; the output of each block is shown "
-    "to it in an ```output ``` block. Every code block inherits the global state (variables, imports, "
-    "functions) of the earlier code blocks."
-)
-"""A ZERO-TIR-style system prompt (<think>/<answer> tags, Python in ```python blocks, stateful cells)."""
-
 
 class DataError(ValueError):
     """A training file could not be read: the message names the file, the line and the problem."""
@@ -95,18 +84,21 @@ def apply_template(ds: Dataset, make_prompt: Callable[[str], Any], *, problem_ke
     return ds.map(lambda row: {"prompt": make_prompt(row[problem_key])})
 
 
+def apply_format_template(
+    ds: Dataset, tir_format: str | TIRFormat = "torl", *, problem_key: str = "problem"
+) -> Dataset:
+    """Set `prompt` to the format's prompt of each problem (`TIRFormat.prompt`): ToRL's raw text for "torl",
+    system + user messages for "zero_tir", one user message for "chat"."""
+    return apply_template(ds, get_format(tir_format).prompt, problem_key=problem_key)
+
+
 def apply_torl_template(ds: Dataset, *, problem_key: str = "problem") -> Dataset:
     """Set `prompt` to ToRL's raw-text prompt (`torl_prompt`, byte-exact `tir_base_0309`) for each problem."""
-    return apply_template(ds, torl_prompt, problem_key=problem_key)
-
-
-def zero_tir_messages(problem: str, system_prompt: str = ZERO_TIR_SYSTEM_PROMPT) -> list[dict[str, str]]:
-    """ZERO-TIR-style chat messages for a problem: the system prompt, then the problem as the user turn."""
-    return [{"role": "system", "content": system_prompt}, {"role": "user", "content": problem}]
+    return apply_format_template(ds, "torl", problem_key=problem_key)
 
 
 def apply_zero_tir_template(
     ds: Dataset, *, problem_key: str = "problem", system_prompt: str = ZERO_TIR_SYSTEM_PROMPT
 ) -> Dataset:
     """Set `prompt` to ZERO-TIR-style chat messages (rendered by the model's chat template at rollout time)."""
-    return apply_template(ds, lambda p: zero_tir_messages(p, system_prompt), problem_key=problem_key)
+    return apply_format_template(ds, get_format("zero_tir", system_prompt=system_prompt), problem_key=problem_key)

@@ -74,7 +74,7 @@ def test_eval_runs_scores_and_resumes(run, capsys):
     assert t.completion_text == "".join(text for _, text in TORL_TWO_CALLS.segments)
     assert t.tool_calls[0].call.code.strip() == "print(12 * 34 + 5)"
     assert t.tool_calls[0].result.output.strip() == "413"
-    assert t.metadata["pred"] == "413" and t.metadata["correct"] is True and t.reward == 1.0
+    assert t.metadata["pred"] == "413" and t.correct is True and t.reward == 1.0
 
     # a rerun finds every problem saved: no engine start, same numbers
     start = time.monotonic()

@@ -50,7 +50,8 @@ def test_majority_vote_groups_equal_answers():
 def _scored(bench, pid, sample, answer, correct, cells=1, failed=0, finish="stop"):
     t = solution(answer, cells=cells, failed=failed)
     t.finish_reason = finish
-    t.metadata.update(benchmark=bench, problem_id=pid, sample=sample, pred=answer, correct=correct)
+    t.metadata.update(benchmark=bench, problem_id=pid, sample=sample, pred=answer)
+    t.reward_breakdown["correct"] = float(correct)
     return t
 
 

@@ -31,7 +31,7 @@ async def test_scores_every_sample_and_saves_them(tmp_path):
     assert len(res.trajectories) == 20 and res.generated == 5
     p1 = [t for t in res.trajectories if t.metadata["problem_id"] == "p1"]
     assert [t.metadata["pred"] for t in p1] == ["1", "9", None, "1"]
-    assert [t.metadata["correct"] for t in p1] == [True, False, False, True]
+    assert [t.correct for t in p1] == [True, False, False, True]
     assert [t.reward for t in p1] == [1.0, 0.0, 0.0, 1.0]
     s = res.summary["benchmarks"]["toy"]
     assert s["pass@1"] == pytest.approx((4 * 1.0 + 0.5) / 5)
@@ -152,15 +152,17 @@ def test_settings_are_checked():
     assert EvalSettings(k=8, temperature=0.6).sampling() == {"temperature": 0.6}
 
 
-def test_scoring_reads_the_answer_format_and_ignores_tool_output():
+async def test_scoring_reads_the_answer_format_and_ignores_tool_output():
     from fakes import make_trajectory
 
-    from torl.eval import score_trajectory
+    from torl.eval import EvalSettings, default_reward, score_trajectories
 
     t = make_trajectory([("model", "<think>x</think> <answer>\\frac{1}{2}</answer>")])
-    score_trajectory(t, "0.5", "answer_tag")
-    assert (t.metadata["pred"], t.metadata["correct"], t.reward) == ("\\frac{1}{2}", True, 1.0)
+    t.metadata["answer"] = "0.5"
+    await score_trajectories([t], default_reward(EvalSettings(answer_format="answer_tag")))
+    assert (t.metadata["pred"], t.correct, t.reward) == ("\\frac{1}{2}", True, 1.0)
     # a box printed by the tool is not the model's answer
     t = make_trajectory([("model", "```python\nprint(1)\n```\n```output"), ("tool", "\n\\boxed{7}\n```\n")])
-    score_trajectory(t, "7")
-    assert (t.metadata["pred"], t.metadata["correct"], t.reward) == (None, False, 0.0)
+    t.metadata["answer"] = "7"
+    await score_trajectories([t], default_reward(EvalSettings()))
+    assert (t.metadata["pred"], t.correct, t.reward) == (None, False, 0.0)

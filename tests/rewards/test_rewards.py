@@ -63,7 +63,7 @@ def test_math_answer_reward_on_trajectories(pool):
     }  # a box in tool output is no answer
     assert outs[0].breakdown == {"correct": 1.0, "has_answer": 1.0, "unverified": 0.0}
     assert r.score(GOOD, "1/2") == RewardOutput(
-        score=1.0, breakdown={"correct": 1.0, "has_answer": 1.0, "unverified": 0.0}
+        score=1.0, breakdown={"correct": 1.0, "has_answer": 1.0, "unverified": 0.0}, answer="\\frac{1}{2}"
     )
 
 
@@ -128,7 +128,7 @@ def test_trl_precise_path_with_trajectories_and_dicts(torl):
         ],  # rendered text is not used when segments exist
         "completion_ids": [[1], [2], [3]],
         "answer": ["0.5", "0.5", 0.5],
-        "trajectories": [GOOD, BOX_IN_TOOL.model_dump(), FAILED.to_json()],
+        "trajectories": [good := GOOD.model_copy(deep=True), BOX_IN_TOOL.model_dump(), FAILED.to_json()],
         "trainer_state": None,
         "log_extra": lambda *a: None,
         "log_metric": lambda k, v: metrics.__setitem__(k, v),
@@ -140,7 +140,12 @@ def test_trl_precise_path_with_trajectories_and_dicts(torl):
         "torl/has_answer": pytest.approx(2 / 3),
         "torl/unverified": 0.0,
     }
-    assert [o.score for o in torl.last_outputs] == [1.0, -1.0, 1.0]
+    # the reward writes its verdict onto the Trajectory objects it scored; TRL owns the total
+    assert good.reward_breakdown == {
+        "torl": 1.0, "torl/correct": 1.0, "torl/has_answer": 1.0, "torl/unverified": 0.0,
+        "torl/execution_penalty": 0.0, "correct": 1.0,
+    }
+    assert good.correct is True and good.metadata["pred"] == "\\frac{1}{2}" and good.reward is None
 
 
 def test_trl_conventions(torl):
@@ -170,8 +175,8 @@ def test_bad_input_is_a_clear_error(torl):
         torl(prompts=["p"], completions=["a"], answer=[["1"]])
     with pytest.raises(ValueError, match="unknown answer_format"):
         MathAnswerReward(answer_format="xml")  # type: ignore[arg-type]
-    out = torl(prompts=["p"], completions=["\\boxed{1}"], answer=[""])
-    assert out == [None] and torl.last_outputs[0].reason == "no reference answer"
+    assert torl(prompts=["p"], completions=["\\boxed{1}"], answer=[""]) == [None]
+    assert torl.score(traj(("model", "\\boxed{1}")), "").reason == "no reference answer"
 
 
 def test_unverifiable_item_scores_on_failure_with_reason(pool):
@@ -231,7 +236,7 @@ async def test_async_scoring(torl):
 def test_pickle_drops_the_pool(torl):
     torl(prompts=["p"], completions=["\\boxed{1}"], answer=["1"])
     clone = pickle.loads(pickle.dumps(torl))
-    assert clone.__name__ == "torl" and clone._pool is None and clone.last_outputs == []
+    assert clone.__name__ == "torl" and clone._pool is None
 
 
 async def test_async_scoring_does_not_block_the_event_loop(pool):
@@ -254,3 +259,22 @@ async def test_async_scoring_does_not_block_the_event_loop(pool):
     await task
     assert [o.score for o in outs] == [1.0] * len(trajs)
     assert ticks > 1  # the loop kept running while the pool verified
+
+
+async def test_score_trajectories_is_the_one_scoring_path(pool):
+    """Evaluation and the nano run score through the reward object: it writes reward, the one
+    `correct` (read as `Trajectory.correct`) and the answer it read onto each trajectory."""
+    r = ToRLReward(pool=pool)
+    ts = [GOOD.model_copy(deep=True), WRONG.model_copy(deep=True), BOX_IN_TOOL.model_copy(deep=True)]
+    for t in ts:
+        t.metadata["answer"] = "0.5"
+    await r.ascore_trajectories(ts)
+    assert [t.reward for t in ts] == [1.0, -1.0, -1.0]
+    assert [t.correct for t in ts] == [True, False, False]
+    assert [t.metadata["pred"] for t in ts] == ["\\frac{1}{2}", "2", None]
+    assert ts[0].reward_breakdown["torl/correct"] == 1.0
+    # a weighted reward: the total is the weighted sum, the verdict is the correctness part's
+    w = WeightedReward({ToRLReward(pool=pool): 1.0, FormatReward(): 0.5})
+    t = GOOD.model_copy(deep=True)
+    w.score_trajectories([t], ["0.5"])
+    assert t.reward == 1.5 and t.correct is True and t.metadata["pred"] == "\\frac{1}{2}"

@@ -18,7 +18,7 @@ def _traj(calls=(), finish="stop", reward=None, correct=None, n_model=4, n_tool=
         segs.append(Segment(kind="tool", text="t", start=n_model, end=n_model + n_tool))
     recs = [ToolCallRecord(call=ToolCall(code="x"), result=r, turn=0, output_segment=1 if n_tool else None)
             for r in calls]
-    bd = {} if correct is None else {"torl": reward, "torl/correct": correct}
+    bd = {} if correct is None else {"torl": reward, "torl/correct": correct, "correct": correct}
     return Trajectory(prompt_ids=[1], completion_ids=ids, logprobs=[0.0] * len(ids), env_mask=mask, segments=segs,
                       tool_calls=recs, num_turns=1 + len(calls), finish_reason=finish, reward=reward,
                       reward_breakdown=bd, metadata={"timings": {"generation_s": 1.0, "tool_s": 0.5}})

@@ -26,12 +26,14 @@ def eval_trajectories() -> list:
         ]
     )
     good.metadata.update(
-        benchmark="math500", problem_id="toy-1", sample=0, answer="413", pred="413", correct=True
+        benchmark="math500", problem_id="toy-1", sample=0, answer="413", pred="413"
     )
+    good.reward_breakdown["correct"] = float(True)
     failed = solution("7", cells=2, failed=1)
     failed.metadata.update(
-        benchmark="math500", problem_id="toy-2", sample=0, answer="8", pred="7", correct=False
+        benchmark="math500", problem_id="toy-2", sample=0, answer="8", pred="7"
     )
+    failed.reward_breakdown["correct"] = float(False)
     truncated = make_trajectory(
         [
             ("model", "```python\nfor i in range(10**6): print(i)\n```\n```output"),
@@ -41,18 +43,21 @@ def eval_trajectories() -> list:
         finish_reason="length",
     )
     truncated.metadata.update(
-        benchmark="aime24", problem_id="a1", sample=0, answer="5", pred=None, correct=False
+        benchmark="aime24", problem_id="a1", sample=0, answer="5", pred=None
     )
+    truncated.reward_breakdown["correct"] = float(False)
     hostile = make_trajectory([("model", f"No code here. {HOSTILE} \\boxed{{{HOSTILE}}}")])
     hostile.metadata.update(
-        benchmark="aime24", problem_id="a2", sample=0, answer="1", pred=HOSTILE, correct=False
+        benchmark="aime24", problem_id="a2", sample=0, answer="1", pred=HOSTILE
     )
+    hostile.reward_breakdown["correct"] = float(False)
     many = []
     for i in range(56):
         t = solution(str(i % 3), cells=i % 2)
         t.metadata.update(
-            benchmark="amc23", problem_id=f"m{i}", sample=0, answer="0", pred=str(i % 3), correct=i % 3 == 0
+            benchmark="amc23", problem_id=f"m{i}", sample=0, answer="0", pred=str(i % 3)
         )
+        t.reward_breakdown["correct"] = float(i % 3 == 0)
         many.append(t)
     return [good, failed, truncated, hostile, *many]
 
@@ -72,7 +77,7 @@ def write_training_run(folder: Path, steps: int = 5) -> tuple[Path, Path]:
             ok = j < s * 4 // steps  # accuracy rises with the step
             t = solution("1" if ok else "2", cells=1 + (j + s) % 2, failed=int(j == 0 and s < 3))
             t.reward = 1.0 if ok else -1.0
-            t.reward_breakdown = {"torl/correct": float(ok), "torl": t.reward}
+            t.reward_breakdown = {"torl/correct": float(ok), "torl": t.reward, "correct": float(ok)}
             ts.append(t)
         save_jsonl(ts, run / "trajectories" / f"step_{s:06d}.jsonl")
     history = [

@@ -16,8 +16,9 @@ from torl.eval.runner import (
     ResultsFile,
     evaluate,
     evaluate_model,
+    default_reward,
     prompt_for,
-    score_trajectory,
+    score_trajectories,
 )
 from torl.eval.table import TORL_REPORTED, format_details, format_table, summary_row
 
@@ -31,6 +32,7 @@ __all__ = [
     "EvalSettings",
     "Problem",
     "ResultsFile",
+    "default_reward",
     "display_name",
     "evaluate",
     "evaluate_model",
@@ -40,7 +42,7 @@ __all__ = [
     "majority_vote",
     "pass_at_k",
     "prompt_for",
-    "score_trajectory",
+    "score_trajectories",
     "summarize",
     "summarize_benchmark",
     "summary_row",

@@ -73,7 +73,7 @@ def _problem_key(t: Trajectory) -> tuple[str, str]:
 def summarize_benchmark(
     trajectories: Sequence[Trajectory], equal: Callable[[str, str], bool] | None = None
 ) -> dict[str, Any]:
-    """Scores of one benchmark from scored eval trajectories (metadata `problem_id`, `pred`, `correct`).
+    """Scores of one benchmark from scored eval trajectories (metadata `problem_id`, `pred`; `Trajectory.correct`).
 
     Keys: `problems`, `samples`, `k` (samples per problem, the smallest), `pass@1` (mean over problems
     of the share of correct samples), `pass@k` ({k: value} for k = 1, 2, 4, ..., n), `maj@k`, tool use
@@ -92,7 +92,7 @@ def summarize_benchmark(
     p1, pk, maj = [], {k: [] for k in ks}, []
     for samples in by_problem.values():
         samples = sorted(samples, key=lambda t: t.metadata.get("sample", 0))
-        correct = [bool(t.metadata.get("correct")) for t in samples]
+        correct = [bool(t.correct) for t in samples]
         n, c = len(correct), sum(correct)
         p1.append(c / n)
         for k in ks:

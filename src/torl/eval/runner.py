@@ -96,15 +96,21 @@ class EvalResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def score_trajectory(t: Trajectory, reference: str, answer_format: str = "boxed") -> None:
-    """Set `metadata["pred"]` (the extracted answer or None), `metadata["correct"]` and `reward` (1.0 / 0.0)."""
-    from torl.rewards import extract_answer, math_equal
+def default_reward(settings: EvalSettings) -> Any:
+    """The reward evaluation scores with: `MathAnswerReward` (1 / 0) reading `settings.answer_format`."""
+    from torl.rewards import MathAnswerReward
 
-    pred = extract_answer(t.model_text, answer_format) if t.finish_reason != "error" else None
-    correct = pred is not None and math_equal(pred, reference)
-    t.metadata.update(pred=pred, correct=correct)
-    t.reward = 1.0 if correct else 0.0
-    t.reward_breakdown = {**t.reward_breakdown, "correct": t.reward}
+    return MathAnswerReward(answer_format=settings.answer_format, name="eval")
+
+
+async def score_trajectories(trajectories: Sequence[Trajectory], reward: Any) -> None:
+    """Score finished samples with the one scoring path (`reward.ascore_trajectories`): sets `reward`,
+    `reward_breakdown["correct"]` (`Trajectory.correct`) and `metadata["pred"]`. A failed rollout is wrong."""
+    await reward.ascore_trajectories(trajectories)
+    for t in trajectories:
+        if t.finish_reason == "error":
+            t.reward, t.metadata["pred"] = 0.0, None
+            t.reward_breakdown["correct"] = 0.0
 
 
 def _key(t: Trajectory) -> Key:
@@ -199,9 +205,7 @@ def check_against(done: dict[Key, list[Trajectory]], problems: Sequence[Problem]
 
 def default_prompt(problem: str) -> Prompt:
     """ToRL's base-model prompt (`torl.rollout.torl_prompt`)."""
-    from torl.rollout import torl_prompt
-
-    return torl_prompt(problem)
+    return prompt_for("torl")(problem)
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -222,6 +226,7 @@ async def evaluate(
     concurrency: int = 32,
     progress: bool = True,
     retry_errors: bool = False,
+    reward: Any = None,
 ) -> EvalResult:
     """Sample `settings.k` solutions per problem with `policy`, score them, and summarize.
 
@@ -234,6 +239,8 @@ async def evaluate(
         concurrency: problems in flight at once (each asks for k samples).
         progress: show a progress bar.
         retry_errors: redo saved problems whose rollouts failed.
+        reward: the torl reward that judges the samples (default `default_reward(settings)`: 1 / 0 on
+            `settings.answer_format`); training's reward object works too.
 
     Raises:
         EvalError: the results file conflicts with these settings or data, or generation failed
@@ -250,6 +257,7 @@ async def evaluate(
     check_against(done, problems)
     todo = [p for p in problems if (p.benchmark, p.id) not in done]
     prompt_fn = prompt_fn or default_prompt
+    reward = reward or default_reward(settings)
     sem = asyncio.Semaphore(concurrency)
     results: dict[Key, list[Trajectory]] = {k: done[k] for k in keys if k in done}
 
@@ -263,9 +271,6 @@ async def evaluate(
             raise EvalError(
                 f"the engine returned {len(trajs)} samples for {p.benchmark}/{p.id}, expected {settings.k}"
             )
-        return p, trajs
-
-    def finish(p: Problem, trajs: list[Trajectory]) -> None:
         for i, t in enumerate(trajs):
             t.metadata.update(
                 benchmark=p.benchmark,
@@ -274,7 +279,10 @@ async def evaluate(
                 answer=p.answer,
                 eval_settings=settings.fingerprint(),
             )
-            score_trajectory(t, p.answer, settings.answer_format)
+        await score_trajectories(trajs, reward)
+        return p, trajs
+
+    def finish(p: Problem, trajs: list[Trajectory]) -> None:
         if store:
             store.append(trajs)
         results[(p.benchmark, p.id)] = trajs
@@ -314,17 +322,11 @@ async def evaluate(
 
 
 def prompt_for(tir_format: str) -> Callable[[str], Prompt]:
-    """The prompt builder of a TIR format: ToRL's raw-text template for "torl", the XML-tag template for
-    "xml", a single user message (rendered by the chat template) otherwise."""
-    if tir_format == "torl":
-        from torl.rollout.prompts import torl_prompt
+    """The prompt builder of a TIR format (`TIRFormat.prompt`): ToRL's raw text for "torl", the XML-tag
+    text for "xml", chat messages for "chat" and "zero_tir"."""
+    from torl.rollout.formats import get_format
 
-        return torl_prompt
-    if tir_format == "xml":
-        from torl.rollout.prompts import xml_prompt
-
-        return xml_prompt
-    return lambda problem: [{"role": "user", "content": problem}]
+    return get_format(tir_format).prompt
 
 
 async def evaluate_model(

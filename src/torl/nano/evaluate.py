@@ -30,7 +30,7 @@ class Scores:
 
 def _rates(trajs: Sequence[Trajectory]) -> tuple[float, float, float | None]:
     n = len(trajs)
-    correct = sum(1 for t in trajs if t.reward_breakdown.get("correct") == 1.0)
+    correct = sum(1 for t in trajs if t.correct)
     used = sum(1 for t in trajs if t.num_tool_calls > 0)
     calls = [c for t in trajs for c in t.tool_calls]
     failed = sum(1 for c in calls if not c.result.ok)
@@ -38,7 +38,7 @@ def _rates(trajs: Sequence[Trajectory]) -> tuple[float, float, float | None]:
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> Scores:
-    """Scores of scored trajectories (`reward_breakdown["correct"]` set; `metadata["size"]` for the split)."""
+    """Scores of scored trajectories (`Trajectory.correct`; `metadata["size"]` for the split)."""
     acc, tool, err = _rates(trajectories)
     by_size: dict[str, dict[str, Any]] = {}
     for size in ("small", "large"):
@@ -69,10 +69,7 @@ async def evaluate(
     trajs = await engine.generate(
         [p.prompt for p in problems], n=n, temperature=temperature, seed=seed, metadata=meta
     )
-    answers = [t.metadata["answer"] for t in trajs]
-    for t, out in zip(trajs, await reward.ascore_batch(trajs, answers), strict=True):
-        t.reward = out.score
-        t.reward_breakdown = dict(out.breakdown)
+    await reward.ascore_trajectories(trajs)  # answers: metadata["answer"]
     return summarize(trajs), trajs
 
 

@@ -17,7 +17,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from torl.rollout.prompts import torl_prompt
+from torl.rollout.formats import torl_prompt
 
 Op = Literal["+", "-", "*"]
 Size = Literal["small", "large"]

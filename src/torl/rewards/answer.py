@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from torl.core import RewardOutput
 from torl.rewards.base import BatchReward, Sample
@@ -28,7 +29,9 @@ class MathAnswerReward(BatchReward):
     climbs during training, the policy may be dodging the wrong-answer score; set `on_failure=wrong`.
 
     Args:
-        answer_format: `"boxed"` or `"answer_tag"`.
+        answer_format: `"boxed"` or `"answer_tag"` (default: the format's, else `"boxed"`).
+        tir_format: the TIR format of the completions (a name or `TIRFormat`): where tool output is in a
+            plain-text completion, and the default `answer_format`. None: any registered format, boxed.
         correct: score of a correct answer.
         wrong: score of a wrong answer.
         no_answer: score when there is no final answer (default: `wrong`).
@@ -45,7 +48,8 @@ class MathAnswerReward(BatchReward):
     def __init__(
         self,
         *,
-        answer_format: AnswerFormat = "boxed",
+        answer_format: AnswerFormat | None = None,
+        tir_format: Any = None,
         correct: float = 1.0,
         wrong: float = 0.0,
         no_answer: float | None = None,
@@ -54,6 +58,9 @@ class MathAnswerReward(BatchReward):
         timeout_s: float | None = None,
         name: str | None = None,
     ) -> None:
+        super().__init__(name, tir_format)
+        if answer_format is None:
+            answer_format = self.tir_format.answer_format if self.tir_format is not None else "boxed"
         if answer_format not in ("boxed", "answer_tag"):
             raise ValueError(f"unknown answer_format {answer_format!r}: use 'boxed' or 'answer_tag'")
         self.answer_format: AnswerFormat = answer_format
@@ -63,7 +70,6 @@ class MathAnswerReward(BatchReward):
         self.on_failure = on_failure
         self.timeout_s = timeout_s
         self._pool = pool
-        super().__init__(name)
 
     @property
     def pool(self) -> VerifyPool:
@@ -114,6 +120,7 @@ class MathAnswerReward(BatchReward):
                             score=self.on_failure,
                             breakdown={"correct": None, "has_answer": 1.0, "unverified": 1.0},
                             reason=f"verification {v.method}: {v.reason}",
+                            answer=pair[0],
                         )
                     )
                 else:
@@ -121,6 +128,7 @@ class MathAnswerReward(BatchReward):
                         RewardOutput(
                             score=self.correct if v.correct else self.wrong,
                             breakdown={"correct": float(v.correct), "has_answer": 1.0, "unverified": 0.0},
+                            answer=pair[0],
                         )
                     )
         return outputs
@@ -160,7 +168,8 @@ class ToRLReward(MathAnswerReward):
         *,
         execution_penalty: float = 0.0,
         penalize_no_code: bool = False,
-        answer_format: AnswerFormat = "boxed",
+        answer_format: AnswerFormat | None = None,
+        tir_format: Any = None,
         correct: float = 1.0,
         wrong: float = -1.0,
         no_answer: float | None = None,
@@ -171,6 +180,7 @@ class ToRLReward(MathAnswerReward):
     ) -> None:
         super().__init__(
             answer_format=answer_format,
+            tir_format=tir_format,
             correct=correct,
             wrong=wrong,
             no_answer=no_answer,

@@ -6,21 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from torl.core import RewardOutput, Trajectory
-from torl.rewards.extract import strip_tool_output
+from torl.rewards.extract import formats_of, strip_tool_output
+from torl.rollout.formats.base import guess_status
 
 logger = logging.getLogger(__name__)
-
-_OUTPUT_BODY = re.compile(r"```output\b(.*?)(?:```|\Z)|<interpreter>(.*?)(?:</interpreter>|\Z)", re.DOTALL)
-_ERROR_LINE = re.compile(
-    r"^(?:[\w.]*(?:Error|Exception|Exit|Interrupt)\b|Traceback\b|Timeout|timeout|Time ?out)"
-)
 
 
 @dataclass(frozen=True)
@@ -45,14 +40,14 @@ class Sample:
         return sum(s != "ok" for s in self.tool_statuses)
 
     @classmethod
-    def from_text(cls, completion: str | list[dict[str, Any]]) -> Sample:
-        """From a completion as TRL passes it: a string, or a list of chat messages."""
+    def from_text(cls, completion: str | list[dict[str, Any]], tir_format: Any = None) -> Sample:
+        """From a completion as TRL passes it: a string, or a list of chat messages. Tool output is found
+        by `tir_format` (a name or `TIRFormat`; None: any registered format)."""
         text = _completion_text(completion)
-        statuses = tuple(
-            _guess_status(m.group(1) if m.group(1) is not None else m.group(2) or "")
-            for m in _OUTPUT_BODY.finditer(text)
-        )
-        return cls(strip_tool_output(text), statuses, precise=False)
+        fmt = formats_of(tir_format)
+        outputs = next((o for f in fmt if (o := f.env_outputs(text))), [])
+        statuses = tuple(guess_status(o) for o in outputs)
+        return cls(strip_tool_output(text, tir_format), statuses, precise=False)
 
     @classmethod
     def from_trajectory(
@@ -106,17 +101,6 @@ def _completion_text(completion: Any) -> str:
     raise TypeError(f"a completion must be a str or a list of messages, got {type(completion).__name__}")
 
 
-def _guess_status(output: str) -> str:
-    text = output.strip()
-    if "Traceback (most recent call last)" in text:
-        return "error"
-    last = text.splitlines()[-1].strip() if text else ""
-    m = _ERROR_LINE.match(last)
-    if m is None:
-        return "ok"
-    return "timeout" if m.group(0).lower().startswith("time") else "error"
-
-
 def _mean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return sum(vals) / len(vals) if vals else None
@@ -133,13 +117,17 @@ class BatchReward(ABC):
     name: str = "reward"
     needs_answer: bool = True
     """False for rewards that ignore the reference answer (format, tool use)."""
+    tir_format: Any = None
+    """The TIR format whose text this reward reads (a name or `TIRFormat`; None: any registered one)."""
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, tir_format: Any = None) -> None:
         if name is not None:
             self.name = name
+        if tir_format is not None:
+            from torl.rollout.formats import get_format
+
+            self.tir_format = get_format(tir_format)
         self.__name__ = self.name  # TRL logs reward functions under __name__
-        self.last_outputs: list[RewardOutput] = []
-        """The outputs of the last TRL call, with their breakdowns."""
 
     @abstractmethod
     def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
@@ -167,6 +155,40 @@ class BatchReward(ABC):
         """Async `score_batch`: does not block the event loop while answers are verified."""
         return await self.ascore_samples(*self._prepare(trajectories, answers))
 
+    def score_trajectories(
+        self, trajectories: Sequence[Trajectory], answers: Sequence[str | None] | None = None
+    ) -> list[RewardOutput]:
+        """Score trajectories and write the result onto them (see `record`); `answers` defaults to each
+        trajectory's `metadata["answer"]`. The one way training, evaluation and the nano run score."""
+        answers = _answers_of(trajectories, answers)
+        outputs = self.score_batch(trajectories, answers)
+        for t, out in zip(trajectories, outputs, strict=True):
+            self.record(t, out, total=True)
+        return outputs
+
+    async def ascore_trajectories(
+        self, trajectories: Sequence[Trajectory], answers: Sequence[str | None] | None = None
+    ) -> list[RewardOutput]:
+        """Async `score_trajectories`."""
+        answers = _answers_of(trajectories, answers)
+        outputs = await self.ascore_batch(trajectories, answers)
+        for t, out in zip(trajectories, outputs, strict=True):
+            self.record(t, out, total=True)
+        return outputs
+
+    def record(self, trajectory: Trajectory, output: RewardOutput, *, total: bool = False) -> None:
+        """Write a score onto its trajectory: `reward_breakdown[name]` and `[name/part]`, the one
+        `reward_breakdown["correct"]` (read it as `Trajectory.correct`) and `metadata["pred"]` when this
+        reward judges answers, and `reward` itself when this reward is the total (`total=True`)."""
+        bd = trajectory.reward_breakdown
+        bd[self.name] = output.score
+        bd.update({f"{self.name}/{k}": v for k, v in output.breakdown.items()})
+        if "correct" in output.breakdown:
+            bd["correct"] = output.breakdown["correct"]
+            trajectory.metadata["pred"] = output.answer
+        if total:
+            trajectory.reward = output.score
+
     def _prepare(
         self, trajectories: Sequence[Any], answers: Sequence[Any]
     ) -> tuple[list[Sample], list[str | None]]:
@@ -186,9 +208,10 @@ class BatchReward(ABC):
         """TRL `reward_funcs` entry: one score (or None) per completion.
 
         With `trajectories` (torl Trajectory objects or dicts, as returned by the rollout engine), the
-        model's own text and the recorded tool results are used; otherwise the completion text, with
-        ```` ```output ```` and `<interpreter>` blocks ignored. The breakdown means are logged through
-        TRL's `log_metric` as `<name>/<part>`; full outputs stay in `last_outputs`.
+        model's own text and the recorded tool results are used, and each result is written onto its
+        `Trajectory` (`record`: breakdown, correctness, answer; TRL owns the total); otherwise the completion
+        text, with the format's tool output ignored. The breakdown means are logged through TRL's
+        `log_metric` as `<name>/<part>`.
         """
         samples = self._samples(completions, trajectories)
         if answer is None:
@@ -204,7 +227,9 @@ class BatchReward(ABC):
         if len(answer) != len(samples):
             raise ValueError(f"{len(samples)} completions but {len(answer)} answers")
         outputs = self.score_samples(samples, _answers(answer))
-        self.last_outputs = outputs
+        for t, out in zip(trajectories or [], outputs, strict=False):
+            if isinstance(t, Trajectory):
+                self.record(t, out)
         log_metric = kwargs.get("log_metric")
         if callable(log_metric):
             for key in sorted({k for o in outputs for k in o.breakdown}):
@@ -215,21 +240,24 @@ class BatchReward(ABC):
 
     def _samples(self, completions: Sequence[Any], trajectories: Sequence[Any] | None) -> list[Sample]:
         if trajectories is None:
-            return [Sample.from_text(c) for c in completions]
+            return [Sample.from_text(c, self.tir_format) for c in completions]
         if len(trajectories) != len(completions):
             raise ValueError(f"{len(completions)} completions but {len(trajectories)} trajectories")
         return [
-            Sample.from_text(c) if t is None else Sample.from_trajectory(t, c)
+            Sample.from_text(c, self.tir_format) if t is None else Sample.from_trajectory(t, c)
             for t, c in zip(trajectories, completions, strict=True)
         ]
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["last_outputs"] = []
-        return state
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _answers_of(trajectories: Sequence[Trajectory], answers: Sequence[Any] | None) -> list[str | None]:
+    if answers is None:
+        answers = [t.metadata.get("answer") for t in trajectories]
+    if len(answers) != len(trajectories):
+        raise ValueError(f"{len(trajectories)} trajectories but {len(answers)} answers")
+    return _answers(answers)
 
 
 def _answers(answers: Sequence[Any]) -> list[str | None]:
@@ -284,9 +312,12 @@ class WeightedReward(BatchReward):
             total: float | None = 0.0
             reasons = []
             breakdown: dict[str, float | None] = {}
+            answer = None
             for (part, weight), out in zip(self.parts, row, strict=True):
                 breakdown[part.name] = out.score
                 breakdown.update({f"{part.name}/{k}": v for k, v in out.breakdown.items()})
+                if "correct" in out.breakdown and "correct" not in breakdown:  # the first judge speaks
+                    breakdown["correct"], answer = out.breakdown["correct"], out.answer
                 if out.reason:
                     reasons.append(f"{part.name}: {out.reason}")
                 if weight == 0:
@@ -295,5 +326,7 @@ class WeightedReward(BatchReward):
                     total = None
                 else:
                     total += weight * out.score
-            outputs.append(RewardOutput(score=total, breakdown=breakdown, reason="; ".join(reasons) or None))
+            outputs.append(
+                RewardOutput(score=total, breakdown=breakdown, reason="; ".join(reasons) or None, answer=answer)
+            )
         return outputs

@@ -5,30 +5,44 @@ Pure string work (no sympy): cheap enough to run in the trainer process for ever
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Literal
+from typing import TYPE_CHECKING
 
-AnswerFormat = Literal["boxed", "answer_tag"]
-"""Where the final answer sits: the last `\\boxed{...}` (ToRL), or the last `<answer>...</answer>` (ZERO-TIR)."""
+from torl.rollout.formats.base import AnswerFormat
 
-_OUTPUT_BLOCK = re.compile(r"```output\b.*?(?:```|\Z)", re.DOTALL)
-_INTERPRETER_BLOCK = re.compile(r"<interpreter>.*?(?:</interpreter>|\Z)", re.DOTALL)
+if TYPE_CHECKING:
+    from torl.rollout.formats import TIRFormat
+
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _ANSWER_OPEN = "<answer>"
 _ANSWER_CLOSE = "</answer>"
 
 
-def strip_tool_output(text: str) -> str:
-    """Remove tool output rendered into a transcript: ```` ```output ```` blocks and `<interpreter>` blocks.
+def strip_tool_output(text: str, tir_format: str | TIRFormat | None = None) -> str:
+    """Remove tool output rendered into a transcript (`TIRFormat.strip_env`): that of `tir_format`, or of
+    every registered format when it is None (```` ```output ````, `<interpreter>`, `<tool_response>` blocks).
 
     An unclosed block (a truncated transcript) is removed up to the end of the text. The opening
     ```` ```output ```` marker goes too, so what is left is what the model wrote outside tool output.
     """
-    if "```output" in text:
-        text = _OUTPUT_BLOCK.sub("", text)
-    if "<interpreter>" in text:
-        text = _INTERPRETER_BLOCK.sub("", text)
+    for fmt in formats_of(tir_format):
+        text = fmt.strip_env(text)
     return text
+
+
+def formats_of(tir_format: str | TIRFormat | None) -> list[TIRFormat]:
+    """`[get_format(tir_format)]`, or one instance of every registered format for None."""
+    from torl.rollout.formats import FORMATS, get_format
+
+    if tir_format is not None:
+        return [get_format(tir_format)] if isinstance(tir_format, str) else [tir_format]
+    return list(_all_formats(tuple(FORMATS.items())))
+
+
+@functools.lru_cache(maxsize=4)
+def _all_formats(registry: tuple) -> tuple[TIRFormat, ...]:
+    return tuple(cls() for _, cls in registry)
 
 
 def _braced(text: str, open_at: int) -> tuple[str, int] | None:

@@ -4,7 +4,7 @@ combine them with a correctness reward through `WeightedReward`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from torl.core import RewardOutput
 from torl.rewards.base import BatchReward, Sample
@@ -108,8 +108,10 @@ class ToolUseReward(BatchReward):
 class FormatReward(BatchReward):
     """`reward` when the response is well formed, else `penalty`.
 
-    Well formed: it has a final answer in `answer_format` (a `\\boxed{}`, or `<answer>...</answer>`),
-    and its last ```` ```python ```` block is closed. Breakdown: `has_answer`, `code_closed`.
+    Well formed: it has a final answer in `answer_format` (a `\\boxed{}`, or `<answer>...</answer>`;
+    default: the format's), and its last code cell is closed (`TIRFormat.code_closed`: ```` ```python ````
+    for "torl" and "zero_tir", `<code>` for "xml", `<tool_call>` for "chat"; default "torl").
+    Breakdown: `has_answer`, `code_closed`.
     """
 
     name = "format"
@@ -120,21 +122,21 @@ class FormatReward(BatchReward):
         reward: float = 1.0,
         penalty: float = 0.0,
         *,
-        answer_format: AnswerFormat = "boxed",
+        answer_format: AnswerFormat | None = None,
+        tir_format: Any = "torl",
         name: str | None = None,
     ) -> None:
+        super().__init__(name, tir_format)
+        answer_format = answer_format or self.tir_format.answer_format
         if answer_format not in ("boxed", "answer_tag"):
             raise ValueError(f"unknown answer_format {answer_format!r}: use 'boxed' or 'answer_tag'")
         self.reward = float(reward)
         self.penalty = float(penalty)
         self.answer_format: AnswerFormat = answer_format
-        super().__init__(name)
 
-    @staticmethod
-    def code_closed(text: str) -> bool:
-        """True when the last ```` ```python ```` (if any) is followed by a closing fence."""
-        i = text.rfind("```python")
-        return i < 0 or "```" in text[i + len("```python") :]
+    def code_closed(self, text: str) -> bool:
+        """True unless the text ends inside an unclosed code cell of the format."""
+        return self.tir_format.code_closed(text)
 
     def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
         out = []

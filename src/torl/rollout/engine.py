@@ -90,7 +90,7 @@ class TIRRollout:
             raise ValueError("max_tool_calls must be >= 0, max_new_tokens and max_concurrency >= 1")
         self.backend = backend
         self.tokenizer = backend.tokenizer
-        self.tools = _tool_map(tool, tools)
+        self.tools = tool_map(tool, tools)
         self.format = get_format(tir_format)
         self.format.bind(self.tokenizer, list(self.tools.values()))
         self.max_tool_calls = max_tool_calls
@@ -102,8 +102,7 @@ class TIRRollout:
         self.stateful = stateful
         self._stop_ids = tuple(self.format.stop_token_ids())
         self._sems: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per event loop
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: threading.Thread | None = None
+        self._loop_thread: LoopThread | None = None
         self._batches = 0
 
     # ----- constructors -----
@@ -221,24 +220,19 @@ class TIRRollout:
 
     def close_sync(self) -> None:
         """`close` for synchronous callers; also stops the private loop thread."""
-        if self._loop is not None:
+        if self._loop_thread is not None:
             self._run(self.close())
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            if self._loop_thread is not None:
-                self._loop_thread.join(10)
-            self._loop = self._loop_thread = None
+            self._loop_thread.stop()
+            self._loop_thread = None
         else:
             asyncio.run(self.close())
 
     # ----- internals -----
 
     def _run(self, coro: Coroutine) -> Any:
-        if self._loop is None:
-            loop = asyncio.new_event_loop()
-            t = threading.Thread(target=loop.run_forever, name="torl-rollout-loop", daemon=True)
-            t.start()
-            self._loop, self._loop_thread = loop, t
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        if self._loop_thread is None:
+            self._loop_thread = LoopThread("torl-rollout-loop")
+        return self._loop_thread.run(coro)
 
     def _sem(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -405,7 +399,8 @@ class TIRRollout:
         return result.model_copy(update={"duration_s": time.perf_counter() - t0})
 
 
-def _tool_map(tool: Tool | None, tools: Sequence[Tool] | Mapping[str, Tool] | None) -> dict[str, Tool]:
+def tool_map(tool: Tool | None, tools: Sequence[Tool] | Mapping[str, Tool] | None) -> dict[str, Tool]:
+    """Name -> tool from `tool=` or `tools=` (a list, each under its `name`, or a mapping); checks both."""
     if tool is not None and tools is not None:
         raise ValueError("pass tool= or tools=, not both")
     if tools is None:
@@ -421,6 +416,24 @@ def _tool_map(tool: Tool | None, tools: Sequence[Tool] | Mapping[str, Tool] | No
             raise ValueError(f"two tools are named {name!r}: give them distinct names")
         out[name] = t
     return out
+
+
+class LoopThread:
+    """An event loop on a daemon thread, for synchronous callers of async code: every coroutine given to
+    `run` runs there, so backends and tools stay on one loop across calls and threads."""
+
+    def __init__(self, name: str = "torl-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine) -> Any:
+        """Run `coro` on the loop and wait for its result (from any thread but the loop's own)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout_s)
 
 
 class _State:

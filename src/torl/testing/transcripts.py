@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from torl.rollout.prompts import PYTHON_TOOL_SCHEMA, TORL_PROMPT_TEMPLATE, XML_PROMPT_TEMPLATE
+from torl.rollout.formats import PYTHON_TOOL_SCHEMA, TORL_PROMPT_TEMPLATE, XML_PROMPT_TEMPLATE
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,11 @@ def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else math.nan
 
 
-def _accuracy(t: Trajectory) -> float | None:
-    """1/0 from the first `<reward>/correct` entry of the breakdown (None when no reward reports it)."""
-    for key, value in t.reward_breakdown.items():
-        if key == "correct" or key.endswith("/correct"):
-            return value
-    return None
-
-
 def trajectory_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
     """Batch means, logged by the trainer under `tir/`:
 
-    - `accuracy`: share judged correct (the rewards' `correct` breakdown); NaN when no reward reports it
-    - `reward`: mean total reward written back on the trajectories
+    - `accuracy`: share judged correct (`Trajectory.correct`); NaN when no reward judges answers
+    - `reward`: mean `Trajectory.reward`, when the trajectories have one (not in training: TRL logs it)
     - `tool_calls`: tool calls per trajectory; `frac_with_tool_call`: share with at least one call
     - `code_error_rate`: share of tool calls that did not succeed (error, timeout, limits, sandbox failure);
       `frac_with_code_error`: share of trajectories with at least one failed call
@@ -42,12 +34,11 @@ def trajectory_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
         return {}
     calls = [r for t in ts for r in t.tool_calls]
     lat = [r.result.duration_s for r in calls]
-    acc = [a for a in map(_accuracy, ts) if a is not None]
+    acc = [float(c) for t in ts if (c := t.correct) is not None]
     rewards = [t.reward for t in ts if t.reward is not None and not math.isnan(t.reward)]
     timings = [t.metadata.get("timings") or {} for t in ts]
-    return {
+    out = {
         "accuracy": _mean(acc),
-        "reward": _mean(rewards),
         "tool_calls": _mean([t.num_tool_calls for t in ts]),
         "frac_with_tool_call": _mean([float(t.num_tool_calls > 0) for t in ts]),
         "code_error_rate": _mean([float(not r.result.ok) for r in calls]) if calls else 0.0,
@@ -64,3 +55,6 @@ def trajectory_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
         "tool_time_s": _mean([float(x.get("tool_s", 0.0)) for x in timings]),
         "generation_time_s": _mean([float(x.get("generation_s", 0.0)) for x in timings]),
     }
+    if rewards:  # set when one reward scored them (evaluation); in training TRL logs the reward itself
+        out["reward"] = _mean(rewards)
+    return out

@@ -1,6 +1,6 @@
 """Run a training recipe (YAML): `torl train RECIPE.yaml` or `python examples/recipes/train.py --config RECIPE.yaml`.
 
-A recipe has `model`, `data` (`train` file, `template`: torl | zero_tir, `max_prompt_tokens`, `limit`),
+A recipe has `model`, `data` (`train` file, `template`: a format name, e.g. torl | zero_tir, `max_prompt_tokens`, `limit`),
 `tool` (`sandbox`: docker | local, and the sandbox's arguments), `reward` (`name`: torl | math_answer, and the
 reward's arguments) and `trainer` (`TIRGRPOConfig` fields). `${VAR}` is read from the environment. Override
 any key with `--set trainer.max_steps=10 tool.sandbox=local`; resume with `--resume [CHECKPOINT]` (no path:
@@ -42,16 +42,14 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
 
 def build_dataset(data: dict[str, Any], tokenizer: Any):
     """Read the problems, apply the prompt template, drop prompts over `max_prompt_tokens`."""
-    from torl.data import apply_torl_template, apply_zero_tir_template, load_jsonl_dataset
+    from torl.data import apply_format_template, load_jsonl_dataset
+    from torl.rollout.formats import FORMATS
 
     ds = load_jsonl_dataset(data["train"], limit=data.get("limit"))
     template = data.get("template", "torl")
-    if template == "torl":
-        ds = apply_torl_template(ds)
-    elif template == "zero_tir":
-        ds = apply_zero_tir_template(ds)
-    else:
-        raise ValueError(f"unknown data.template {template!r} (torl, zero_tir)")
+    if template not in FORMATS:
+        raise ValueError(f"unknown data.template {template!r} (a format name: {', '.join(sorted(FORMATS))})")
+    ds = apply_format_template(ds, template)
     limit = data.get("max_prompt_tokens")
     if limit:
         def n_tokens(prompt):
@@ -95,9 +93,7 @@ def build_trainer(recipe: dict[str, Any]):
     from transformers import AutoTokenizer
 
     from torl.trainers import TIRGRPOConfig, TIRGRPOTrainer
-    from torl.trainers.zero_tir import register
 
-    register()  # tir_format: zero_tir
     args = TIRGRPOConfig(**recipe["trainer"])
     tokenizer = AutoTokenizer.from_pretrained(recipe["model"])
     ds = build_dataset(recipe["data"], tokenizer)

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import math
 import os
-import threading
 import warnings
 import weakref
 from pathlib import Path
@@ -25,24 +24,14 @@ from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
 from torl.core import Prompt, RolloutPolicy, Tool, Trajectory, save_jsonl
+from torl.rollout.engine import LoopThread
 from torl.trainers.config import TIRGRPOConfig
 from torl.trainers.metrics import trajectory_metrics
 
 __all__ = ["TIRGRPOTrainer"]
 
 _META_TYPES = (str, int, float, bool, type(None))
-
-
-class _LoopThread:
-    """A private event loop thread for `RolloutPolicy` objects that only offer async `generate`."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="torl-trainer-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+_NOT_META = ("prompt", "trajectories", "completion", "completion_ids")
 
 
 class _EpochRepeatSampler(RepeatSampler):
@@ -106,10 +95,11 @@ class TIRGRPOTrainer(GRPOTrainer):
         processing_class: Any = None,
         *,
         tool: Tool | None = None,
+        tools: Any = None,
         rollout: RolloutPolicy | None = None,
         **kwargs: Any,
     ) -> None:
-        for taken in ("rollout_func", "tools", "environment_factory"):
+        for taken in ("rollout_func", "environment_factory"):
             if kwargs.get(taken) is not None:
                 raise ValueError(f"TIRGRPOTrainer drives generation itself: do not pass {taken}=")
         if args is None:
@@ -117,10 +107,16 @@ class TIRGRPOTrainer(GRPOTrainer):
             args = TIRGRPOConfig(output_dir=f"{str(name).rstrip('/').split('/')[-1]}-TIR-GRPO")
         if not isinstance(args, TIRGRPOConfig):
             raise TypeError(f"args must be a TIRGRPOConfig, got {type(args).__name__}")
-        if tool is not None and rollout is not None:
-            raise ValueError("pass either tool= (the trainer builds the rollout engine) or rollout=, not both")
+        if (tool is not None or tools is not None) and rollout is not None:
+            raise ValueError("pass tool= or tools= (the trainer builds the rollout engine) or rollout=, not both")
+        if tool is not None and tools is not None:
+            raise ValueError("pass tool= or tools=, not both")
         if tool is not None and not isinstance(tool, Tool):
             raise TypeError(f"tool must be a torl Tool, got {type(tool).__name__}")
+        if tools is not None:
+            from torl.rollout.engine import tool_map
+
+            tool_map(None, tools)  # checks names and types now, not at the first rollout
         if rollout is not None and not isinstance(rollout, RolloutPolicy):
             raise TypeError(f"rollout must implement RolloutPolicy (async generate), got {type(rollout).__name__}")
         if args.min_p not in (None, 0.0) or args.repetition_penalty != 1.0 or args.generation_kwargs:
@@ -148,11 +144,10 @@ class TIRGRPOTrainer(GRPOTrainer):
             warnings.warn("rollout= generates on vLLM servers but use_vllm=False: the trainer pushes no weights to "
                           "them, so rollouts come from a stale policy", stacklevel=2)
 
-        self._tool = tool
+        self._tools: Any = [tool] if tool is not None else tools
         self._rollout: Any = rollout
-        self._loop_thread: _LoopThread | None = None
-        self._batch_trajectories: list[Trajectory] | None = None
-        self._batch_meta: list[dict[str, Any]] | None = None
+        self._loop_thread: LoopThread | None = None
+        self._last_trajectories: list[Trajectory] | None = None
         self._last_traj_save: int | None = None
 
         if self._own_colocate:
@@ -180,14 +175,14 @@ class TIRGRPOTrainer(GRPOTrainer):
             self._rollout = self._build_rollout()
         self._check_rollout_model()
         # Runs on close(), when the trainer is collected, or at interpreter exit; holds no trainer reference.
-        self._finalizer = weakref.finalize(self, _Closer(self._tool, self._rollout, built))
+        self._finalizer = weakref.finalize(self, _Closer(self._tools or [], self._rollout, built))
 
     # ----- rollout engine -----
 
     def _engine_kwargs(self) -> dict[str, Any]:
         a = self.args
         return {
-            "tool": self._tool,
+            "tools": self._tools,
             "tir_format": a.tir_format,
             "max_tool_calls": a.max_tool_calls,
             "max_new_tokens": a.max_completion_length,
@@ -203,10 +198,6 @@ class TIRGRPOTrainer(GRPOTrainer):
 
         tok = self.processing_class
         kw = self._engine_kwargs()
-        if kw["tir_format"] == "zero_tir":
-            from torl.trainers.zero_tir import register
-
-            register()
         if not self.use_vllm:
             return TIRRollout.from_transformers(self.accelerator.unwrap_model(self.model), tok, **kw)
         if self.vllm_mode == "colocate":
@@ -231,7 +222,7 @@ class TIRGRPOTrainer(GRPOTrainer):
     @property
     def last_trajectories(self) -> list[Trajectory] | None:
         """This process' trajectories of the latest generation batch, with rewards and advantages."""
-        return self._batch_trajectories
+        return self._last_trajectories
 
     @contextlib.contextmanager
     def _vllm_awake(self):
@@ -268,34 +259,28 @@ class TIRGRPOTrainer(GRPOTrainer):
             "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k or 0, "seed": seed,
             "max_new_tokens": self.max_completion_length,
         }
-        meta = self._batch_meta if self._batch_meta is not None and len(self._batch_meta) == len(prompts) else None
         policy = self._rollout
-        if meta is not None and _accepts(policy.generate, "metadata"):
-            sampling["metadata"] = meta
         with self._generation_context():
             if hasattr(policy, "generate_sync"):
                 trajs = policy.generate_sync(prompts, 1, **sampling)
             else:
                 if self._loop_thread is None:
-                    self._loop_thread = _LoopThread()
+                    self._loop_thread = LoopThread("torl-trainer-loop")
                 trajs = self._loop_thread.run(policy.generate(prompts, 1, **sampling))
         trajs = list(trajs)
         if len(trajs) != len(prompts):
             raise RuntimeError(f"the rollout policy returned {len(trajs)} trajectories for {len(prompts)} prompts")
         for i, t in enumerate(trajs):
             t.metadata.setdefault("prompt_index", i)
-            if meta is not None:
-                for k, v in meta[i].items():
-                    t.metadata.setdefault(k, v)
             t.metadata["step"] = self.state.global_step
             t.metadata["mode"] = mode
         return trajs
 
     def _rollout_func(self, prompts: list[Prompt], trainer: Any = None) -> dict[str, Any]:
-        """TRL's `rollout_func`: one trajectory per (already repeated) prompt."""
+        """TRL's `rollout_func`: one trajectory per (already repeated) prompt. The trajectories ride along
+        as an extra field, which TRL passes to the reward functions and merges into the batch inputs."""
         mode = "train" if self.model.training else "eval"
         trajs = self._generate_trajectories(prompts, mode)
-        self._batch_trajectories = trajs
         self._check_not_all_failed(trajs)
         eos = self.eos_token_ids[0] if self.eos_token_ids else self._tokenizer.eos_token_id
         out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": []}
@@ -334,20 +319,14 @@ class TIRGRPOTrainer(GRPOTrainer):
     # ----- scoring, metrics, dumps -----
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        self._batch_meta = [
-            {k: v for k, v in x.items() if k not in ("prompt", "trajectories") and isinstance(v, _META_TYPES)}
-            for x in inputs
-        ]
-        self._batch_trajectories = None
-        try:
-            output = super()._generate_and_score_completions(inputs)
-        finally:
-            self._batch_meta = None
-        trajs = self._batch_trajectories
-        if trajs:
+        output = super()._generate_and_score_completions(inputs)
+        # TRL merged the rollout's extra fields into `inputs`: each row now holds its trajectory.
+        trajs = [x["trajectories"] for x in inputs if isinstance(x.get("trajectories"), Trajectory)]
+        if len(trajs) == len(inputs):
             mode = "train" if self.model.training else "eval"
             for t, adv in zip(trajs, output["advantages"].tolist(), strict=True):
                 t.metadata["advantage"] = adv
+            self._last_trajectories = trajs
             self._log_trajectories(trajs, mode)
             self._save_trajectories(trajs, mode)
         return output
@@ -361,23 +340,16 @@ class TIRGRPOTrainer(GRPOTrainer):
         if failed.any():
             rewards_per_func[failed] = torch.nan
         start = self.accelerator.process_index * len(prompts)
-        local = rewards_per_func[start : start + len(prompts)].float().cpu()
-        weights = self.reward_weights.float().cpu()
-        for i, x in enumerate(inputs):
+        local = rewards_per_func[start : start + len(prompts)].float().cpu().tolist()
+        for x, row in zip(inputs, local, strict=True):
             t = x.get("trajectories")
             if not isinstance(t, Trajectory):
                 continue
-            row = local[i]
-            breakdown: dict[str, float | None] = {}
-            for j, name in enumerate(self.reward_func_names):
-                v = row[j].item()
-                breakdown[name] = None if math.isnan(v) else v
-                outs = getattr(self.reward_funcs[j], "last_outputs", None)
-                if isinstance(outs, list) and len(outs) == len(inputs):
-                    for k, val in getattr(outs[i], "breakdown", {}).items():
-                        breakdown[f"{name}/{k}"] = val
-            t.reward_breakdown = breakdown
-            t.reward = None if torch.isnan(row).all() else float(torch.nansum(row * weights))
+            # The row's dataset columns (the reference answer, ids...) go with the saved trajectory; each
+            # reward function's score too (torl rewards also wrote their parts and the verdict themselves).
+            t.metadata.update({k: v for k, v in x.items() if k not in _NOT_META and isinstance(v, _META_TYPES)})
+            for name, v in zip(self.reward_func_names, row, strict=True):
+                t.reward_breakdown[name] = None if math.isnan(v) else v
         return rewards_per_func
 
     def _log_trajectories(self, trajs: list[Trajectory], mode: str) -> None:
@@ -421,8 +393,9 @@ class TIRGRPOTrainer(GRPOTrainer):
 class _Closer:
     """Closes the tool and the built engine once; holds no reference to the trainer."""
 
-    def __init__(self, tool: Tool | None, rollout: Any, built: bool) -> None:
-        self.tool, self.rollout, self.built, self.done = tool, rollout, built, False
+    def __init__(self, tools: Any, rollout: Any, built: bool) -> None:
+        tools = list(tools.values()) if isinstance(tools, dict) else list(tools)
+        self.tools, self.rollout, self.built, self.done = tools, rollout, built, False
 
     def __call__(self) -> None:
         if self.done:
@@ -430,8 +403,9 @@ class _Closer:
         self.done = True
         runner = getattr(self.rollout, "_run", None)  # the engine's private loop, where the tool started
         try:
-            if self.tool is not None and self.tool.started:
-                runner(self.tool.close()) if callable(runner) else asyncio.run(self.tool.close())
+            for tool in self.tools:
+                if tool.started:
+                    runner(tool.close()) if callable(runner) else asyncio.run(tool.close())
             if self.built and hasattr(self.rollout, "close_sync"):
                 self.rollout.close_sync()
         except Exception as e:  # noqa: BLE001 - closing must never hide a training result
@@ -444,16 +418,6 @@ def _failed(t: Any) -> bool:
 
 def _has_accelerator() -> bool:
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
-
-
-def _accepts(fn: Any, name: str) -> bool:
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _served_model_name(base_url: str) -> str:

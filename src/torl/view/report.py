@@ -45,12 +45,7 @@ def _pred(t: Trajectory) -> str | None:
 
 
 def _correct(t: Trajectory) -> bool | None:
-    if isinstance(t.metadata.get("correct"), bool):
-        return t.metadata["correct"]
-    for key, v in t.reward_breakdown.items():  # a reward's 1/0 `correct` part ("torl/correct" in training)
-        if v is not None and (key == "correct" or key.endswith("/correct")):
-            return v > 0
-    return None if t.reward is None else t.reward > 0
+    return t.correct
 
 
 def _finite(x: float | None) -> float | None:
