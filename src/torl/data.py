@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from torl.errors import DataError
 from torl.rollout.prompts import torl_prompt
 
 if TYPE_CHECKING:
@@ -41,10 +42,6 @@ ZERO_TIR_SYSTEM_PROMPT = (
     "functions) of the earlier code blocks."
 )
 """A ZERO-TIR-style system prompt (<think>/<answer> tags, Python in ```python blocks, stateful cells)."""
-
-
-class DataError(ValueError):
-    """A training file could not be read: the message names the file, the line and the problem."""
 
 
 def load_jsonl_dataset(

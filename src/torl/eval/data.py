@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from torl.errors import DataError
+
 BENCHMARKS: dict[str, str] = {
     "aime24": "AIME24",
     "aime25": "AIME25",
@@ -17,10 +19,6 @@ BENCHMARKS: dict[str, str] = {
 """The five benchmarks of ToRL's Table 3: file stem -> display name (the table's column order)."""
 
 TORL_BENCHMARKS: tuple[str, ...] = tuple(BENCHMARKS)
-
-
-class DataError(ValueError):
-    """A benchmark could not be found or read: the message says which file, line and key."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from torl.core import Prompt, RolloutPolicy, Trajectory
+from torl.errors import ConfigError, UserError
 from torl.eval.data import Problem
 from torl.eval.metrics import summarize
 
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 Key = tuple[str, str]
 
 
-class EvalError(RuntimeError):
+class EvalError(UserError, RuntimeError):
     """An evaluation cannot go on (settings differ from a results file's, a file is corrupt, the engine failed)."""
 
 
@@ -52,15 +53,15 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         if self.k < 1:
-            raise ValueError(f"k must be at least 1, got {self.k}")
+            raise ConfigError(f"k must be at least 1, got {self.k}")
         if self.temperature is not None and self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_tool_calls is not None and self.max_tool_calls < 0:
-            raise ValueError(f"max_tool_calls must be >= 0, got {self.max_tool_calls}")
+            raise ConfigError(f"max_tool_calls must be >= 0, got {self.max_tool_calls}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
     @property
     def sampling_temperature(self) -> float:
@@ -413,8 +414,6 @@ async def _open_engine(
         engine = TIRRollout.from_vllm(
             model, tool=tool, tir_format=settings.tir_format, engine_kwargs=kwargs, **rollout
         )
-        if asyncio.iscoroutine(engine):
-            engine = await engine
     except BaseException:
         await tool.close()
         raise
@@ -423,8 +422,6 @@ async def _open_engine(
 
 async def _close(engine: Any, tool: Any) -> None:
     try:
-        res = engine.close()
-        if asyncio.iscoroutine(res):
-            await res
+        await engine.close()
     finally:
         await tool.close()

@@ -11,32 +11,55 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from torl.errors import ConfigError, UserError
+
 __all__ = ["build_trainer", "load_recipe", "main"]
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
-    """The recipe as a dict, with environment variables expanded and `key.sub=value` overrides applied."""
+    """The recipe as a dict, with environment variables expanded and `key.sub=value` overrides applied.
+
+    Raises:
+        ConfigError: the file is not a recipe (not YAML, a required section missing) or an override is bad.
+    """
     text = os.path.expandvars(Path(path).read_text())
-    recipe = yaml.safe_load(text)
+    try:
+        recipe = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({problem or ' '.join(str(e).split())})") from None
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"{path}: a recipe is a YAML mapping (model, data, tool, reward, trainer)")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set wants key=value, got {item!r}")
+            raise ConfigError(f"--set wants key=value, got {item!r}")
         node = recipe
         *parents, leaf = key.split(".")
-        for k in parents:
+        for i, k in enumerate(parents):
             node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item}: {'.'.join(parents[: i + 1])} is not a section")
         node[leaf] = yaml.safe_load(value)
     for section in ("model", "data", "trainer"):
         if section not in recipe:
-            raise ValueError(f"{path}: the recipe has no {section!r}")
+            raise ConfigError(f"{path}: the recipe has no {section!r}")
+    for section in ("data", "trainer", "tool", "reward"):
+        if recipe.get(section, "") is None:  # an empty section: its defaults
+            recipe[section] = {}
+        if not isinstance(recipe.get(section, {}), dict):
+            raise ConfigError(f"{path}: {section!r} must be a section of keys, got {recipe[section]!r}")
+    if "train" not in recipe["data"]:
+        raise ConfigError(f"{path}: the recipe has no data.train (the training JSON Lines file)")
     if "$" in str(recipe["data"].get("train", "")):
-        raise ValueError(f"data.train has an unset variable: {recipe['data']['train']} (set TORL_DATA_DIR)")
+        raise ConfigError(f"data.train has an unset variable: {recipe['data']['train']} (set TORL_DATA_DIR)")
     return recipe
 
 
@@ -98,13 +121,25 @@ def build_trainer(recipe: dict[str, Any]):
     from torl.trainers.zero_tir import register
 
     register()  # tir_format: zero_tir
-    args = TIRGRPOConfig(**recipe["trainer"])
+    args = _built("trainer", lambda: TIRGRPOConfig(**recipe["trainer"]))
     tokenizer = AutoTokenizer.from_pretrained(recipe["model"])
-    ds = build_dataset(recipe["data"], tokenizer)
+    ds = _built("data", lambda: build_dataset(recipe["data"], tokenizer))
+    tool = _built("tool", lambda: build_tool(recipe.get("tool", {})))
+    reward = _built("reward", lambda: build_reward(recipe.get("reward", {})))
     return TIRGRPOTrainer(
         model=recipe["model"], processing_class=tokenizer, args=args, train_dataset=ds,
-        tool=build_tool(recipe.get("tool", {})), reward_funcs=[build_reward(recipe.get("reward", {}))],
+        tool=tool, reward_funcs=[reward],
     )
+
+
+def _built(section: str, build: Callable[[], Any]) -> Any:
+    """`build()`, with a bad value or keyword in the recipe's `section` reported as a `ConfigError` naming it."""
+    try:
+        return build()
+    except UserError:
+        raise
+    except (TypeError, ValueError) as e:  # unknown keyword, bad value, unknown name
+        raise ConfigError(f"{section}: {e}") from e
 
 
 def main(argv: list[str] | None = None):

@@ -19,11 +19,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from torl.core import Trajectory
+from torl.errors import UserError
 
 _PLACEHOLDER = re.compile(r"/\*__TORL_(CSS|JS)__\*/|__TORL_(TITLE|DATA)__")
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """An input file of the report is missing or cannot be read (the message names the file and line)."""
 
 
