@@ -237,6 +237,10 @@ def test_user_errors_from_each_layer_are_one_line(saved_run, tmp_path, capsys):
     metrics.write_text('{"global_step": 3}')
     assert main(["view", "--metrics", str(metrics), "-o", str(tmp_path / "r.html")]) == 2  # ReportError
     _one_line(capsys.readouterr().err, "torl view: error: ", "m.json: a JSON object without 'log_history'")
+    metrics = tmp_path / "m.jsonl"
+    metrics.write_text('{"step": 1}\n[2]\n')
+    assert main(["view", "--metrics", str(metrics), "-o", str(tmp_path / "r.html")]) == 2  # the JSONL reader
+    _one_line(capsys.readouterr().err, "torl view: error: ", "m.jsonl:2: expected a JSON object, got list")
 
 
 def test_one_error_hierarchy():
