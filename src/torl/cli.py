@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from torl.errors import UserError
+from torl.errors import SandboxUnavailableError, UserError
 
 EPILOG_EVAL = """\
 examples:
@@ -458,16 +458,13 @@ def cmd_sandbox_build(args: argparse.Namespace) -> int:
 
 
 def _tool(args: argparse.Namespace) -> Any:
-    from torl.eval.runner import make_tool
+    from torl.tools import docker_available, make_sandbox
 
-    backend = args.backend
-    if backend == "docker":
-        from torl.tools import docker_available
-
+    if args.backend == "docker":
         problem = docker_available()
         if problem:
-            raise UserError(f"the Docker sandbox is unavailable: {problem}")
-    return make_tool(backend, timeout_s=args.timeout, workers=args.workers)
+            raise SandboxUnavailableError(f"the Docker sandbox is unavailable: {problem}")
+    return make_sandbox(args.backend, timeout_s=args.timeout, workers=args.workers)
 
 
 def cmd_sandbox_check(args: argparse.Namespace) -> int:

@@ -93,7 +93,7 @@ def load_jsonl_dataset(
 
     Every row must have a non-empty `problem_key` text and an `answer_key` (string or number, kept as text);
     the columns are renamed to `problem` and `answer`, other fields are kept. A bad line raises `DataError`
-    naming the file and line (see `read_jsonl`); nothing is silently dropped. `limit` keeps the first rows only.
+    naming the file and line (see `read_jsonl`); nothing is silently dropped. `limit` keeps the first rows.
     """
     from datasets import Dataset
 

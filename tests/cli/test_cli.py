@@ -199,14 +199,17 @@ def _one_line(err: str, prefix: str, message: str) -> None:
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
+GOOD_RECIPE = "model: x\ndata: {train: t.jsonl}\ntrainer: {}\n"
+
+
 @pytest.mark.parametrize(
     "recipe, options, message",
     [
         ("model: x\n", [], "the recipe has no 'data'"),
         ("model: [x\n", [], "not valid YAML"),
         ("- model\n", [], "a recipe is a YAML mapping"),
-        ("model: x\ndata: {train: t.jsonl}\ntrainer: {}\n", ["--set", "model.name=y"], "model is not a section"),
-        ("model: x\ndata: {train: t.jsonl}\ntrainer: {}\n", ["--set", "trainer"], "--set wants key=value"),
+        (GOOD_RECIPE, ["--set", "model.name=y"], "model is not a section"),
+        (GOOD_RECIPE, ["--set", "trainer"], "--set wants key=value"),
         ("model: x\ndata: {}\ntrainer: {}\n", [], "no data.train"),
     ],
 )
@@ -255,8 +258,9 @@ def test_one_error_hierarchy():
     assert issubclass(errors.UserError, errors.TorlError)
     for e in (errors.DataError, errors.ConfigError):  # they were ValueErrors: `except ValueError` still works
         assert issubclass(e, errors.UserError) and issubclass(e, ValueError)
-    assert issubclass(torl.eval.EvalError, RuntimeError) and issubclass(errors.SandboxUnavailableError, RuntimeError)
-    code = "import sys, torl; print([m for m in ('torch', 'vllm', 'datasets', 'torl.eval') if m in sys.modules])"
+    assert issubclass(torl.eval.EvalError, RuntimeError)
+    assert issubclass(errors.SandboxUnavailableError, RuntimeError)
+    code = "import sys, torl; print([m for m in ('torch', 'vllm', 'datasets') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -284,6 +288,15 @@ def test_sandbox_check_and_bench_on_the_local_backend(capsys):
     assert "ok   timeout  status=timeout" in out and "ok   error    status=error" in out
     assert main(["sandbox", "bench", "--backend", "local", "--calls", "8", "--concurrency", "2"]) == 0
     assert "8 cells, concurrency 2" in capsys.readouterr().out
+
+
+def test_sandbox_errors_are_one_line(monkeypatch, capsys):
+    import torl.tools
+
+    monkeypatch.setattr(torl.tools, "docker_available", lambda: "no Docker engine: refused")
+    assert main(["sandbox", "check", "--backend", "docker"]) == 2
+    err = capsys.readouterr().err
+    _one_line(err, "torl sandbox: error: ", "the Docker sandbox is unavailable: no Docker engine")
 
 
 def test_eval_table_compares_other_runs(saved_run, tmp_path, capsys):

@@ -97,6 +97,7 @@ def test_one_reader_for_training_rows_benchmarks_and_metrics(tmp_path):
     p = tmp_path / "t.jsonl"
     p.write_text('{"problem": "q", "answer": "1", "step": 1}\n{oops\n')
     message = r"t\.jsonl:2: not valid JSON \(Expecting property name enclosed in double quotes\)$"
-    for read, error in ((load_jsonl_dataset, DataError), (load_problems, DataError), (load_metrics, ReportError)):
+    readers = ((load_jsonl_dataset, DataError), (load_problems, DataError), (load_metrics, ReportError))
+    for read, error in readers:
         with pytest.raises(error, match=message):
             read(str(p))

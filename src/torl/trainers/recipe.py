@@ -1,10 +1,11 @@
 """Run a training recipe (YAML): `torl train RECIPE.yaml` or `python examples/recipes/train.py --config RECIPE.yaml`.
 
 A recipe has `model`, `data` (`train` file, `template`: torl | zero_tir, `max_prompt_tokens`, `limit`),
-`tool` (`sandbox`: docker | local, and the sandbox's arguments), `reward` (`name`: torl | math_answer, and the
-reward's arguments) and `trainer` (`TIRGRPOConfig` fields). `${VAR}` is read from the environment. Override
-any key with `--set trainer.max_steps=10 tool.sandbox=local`; resume with `--resume [CHECKPOINT]` (no path:
-the latest checkpoint in output_dir). Launch on several GPUs with `accelerate launch`.
+`tool` (`sandbox`: docker | local | auto | fusion, and the sandbox's arguments), `reward` (`name`: torl |
+math_answer, and the reward's arguments) and `trainer` (`TIRGRPOConfig` fields). `${VAR}` is read from the
+environment. Override any key with `--set trainer.max_steps=10 tool.sandbox=local`; resume with
+`--resume [CHECKPOINT]` (no path: the latest checkpoint in output_dir). Launch on several GPUs with
+`accelerate launch`. A bad recipe raises `torl.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -88,16 +89,16 @@ def build_dataset(data: dict[str, Any], tokenizer: Any):
 
 
 def build_tool(tool: dict[str, Any]):
-    """`PythonTool` over the recipe's sandbox (`docker` or `local`; other keys go to the sandbox)."""
-    from torl.tools import DockerSandbox, LocalSandbox, PythonTool
+    """The recipe's sandbox, which is the Python tool: `sandbox` is its kind (`docker` by default, `local`,
+    `auto`, or `fusion` with a `url`; see `torl.tools.make_sandbox`), other keys go to the sandbox."""
+    from torl.tools import make_sandbox
 
-    kind = tool.get("sandbox", "docker")
-    kw = {k: v for k, v in tool.items() if k != "sandbox"}
-    if kind == "docker":
-        return PythonTool(DockerSandbox(**kw))
-    if kind == "local":
-        return PythonTool(LocalSandbox(**kw))
-    raise ValueError(f"unknown tool.sandbox {kind!r} (docker, local)")
+    kw = dict(tool)
+    kind = kw.pop("sandbox", "docker")
+    try:
+        return make_sandbox(kind, **kw)
+    except ConfigError as e:
+        raise ConfigError(f"tool.sandbox: {e}") from None
 
 
 def build_reward(reward: dict[str, Any]):
@@ -133,7 +134,7 @@ def build_trainer(recipe: dict[str, Any]):
 
 
 def _built(section: str, build: Callable[[], Any]) -> Any:
-    """`build()`, with a bad value or keyword in the recipe's `section` reported as a `ConfigError` naming it."""
+    """`build()`; a bad value or keyword in the recipe's `section` becomes a `ConfigError` naming it."""
     try:
         return build()
     except UserError:
