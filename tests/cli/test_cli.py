@@ -210,6 +210,7 @@ GOOD_RECIPE = "model: x\ndata: {train: t.jsonl}\ntrainer: {}\n"
         ("- model\n", [], "a recipe is a YAML mapping"),
         (GOOD_RECIPE, ["--set", "model.name=y"], "model is not a section"),
         (GOOD_RECIPE, ["--set", "trainer"], "--set wants key=value"),
+        (GOOD_RECIPE, ["--set", "trainer.x=[1"], "--set trainer.x=[1: the value is not valid YAML"),
         ("model: x\ndata: {}\ntrainer: {}\n", [], "no data.train"),
     ],
 )

@@ -48,7 +48,11 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item}: {'.'.join(parents[: i + 1])} is not a section")
-        node[leaf] = yaml.safe_load(value)
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", e)
+            raise ConfigError(f"--set {item}: the value is not valid YAML ({problem})") from None
     for section in ("model", "data", "trainer"):
         if section not in recipe:
             raise ConfigError(f"{path}: the recipe has no {section!r}")
