@@ -20,6 +20,7 @@ from torl.core import (
     load_jsonl,
     save_jsonl,
 )
+from torl.errors import TorlError, UserError
 
 __version__ = "0.1.0"
 
@@ -35,7 +36,9 @@ __all__ = [
     "ToolCallRecord",
     "ToolResult",
     "ToolStatus",
+    "TorlError",
     "Trajectory",
+    "UserError",
     "load_jsonl",
     "save_jsonl",
     "__version__",

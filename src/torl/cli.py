@@ -1,8 +1,9 @@
 """The `torl` command: `torl train`, `torl eval`, `torl sandbox`, `torl view`.
 
 Importing this module is cheap: each subcommand imports what it needs when it runs.
-User errors (a missing file, bad data, conflicting results) print one line and exit with status 2
-(set TORL_DEBUG=1 to see the traceback); an interrupted run exits with 130.
+User errors (a missing file, or any `torl.errors.UserError`: bad data, a bad recipe or setting, conflicting
+results, an unreadable report input, an unavailable sandbox) print one line and exit with status 2 (set
+TORL_DEBUG=1 to see the traceback); an interrupted run exits with 130.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from torl.errors import SandboxUnavailableError, UserError
 
 EPILOG_EVAL = """\
 examples:
@@ -39,21 +42,14 @@ filters by benchmark, correctness and tool use, and training curves from the met
 """
 
 
-class UserError(Exception):
-    """A problem with what the user asked for: printed as one line, no traceback."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [UserError, FileNotFoundError, IsADirectoryError, PermissionError]
-    for mod, names in (
-        ("torl.eval.data", ("DataError",)),
-        ("torl.eval.runner", ("EvalError",)),
-        ("torl.view.report", ("ReportError",)),
-    ):
-        module = sys.modules.get(mod)
-        if module is not None:
-            errors += [getattr(module, n) for n in names]
-    return tuple(errors)
+_ONE_LINE_ERRORS: tuple[type[BaseException], ...] = (
+    UserError,
+    FileNotFoundError,
+    IsADirectoryError,
+    PermissionError,
+)
+"""Printed as one line, without a traceback: any `torl.errors.UserError` (bad data, a bad recipe or setting,
+conflicting results, an unreadable report input, an unavailable sandbox) and files that cannot be opened."""
 
 
 # ---------------------------------------------------------------- eval
@@ -212,20 +208,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     if len({(p.benchmark, p.id) for p in problems}) != len(problems):
         raise UserError("a benchmark is given twice (two sources with the same name)")
-    try:
-        settings = EvalSettings(
-            k=args.k,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens,
-            max_tool_calls=args.max_tool_calls,
-            tir_format=args.tir_format,
-            answer_format=args.answer_format,
-            model=args.model,
-            seed=args.seed,
-        )
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    settings = EvalSettings(  # a bad value raises ConfigError, a UserError
+        k=args.k,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        max_tool_calls=args.max_tool_calls,
+        tir_format=args.tir_format,
+        answer_format=args.answer_format,
+        model=args.model,
+        seed=args.seed,
+    )
     others = _other_rows(args.compare)  # checked before a long run, not after
     name = args.name or Path(args.model.rstrip("/")).name or args.model
     out_dir = Path(args.output or Path("eval_results") / name)
@@ -373,56 +366,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _has_module(module: str) -> bool:
-    """Whether `module` exists, without importing it (its parent package is not imported either)."""
-    import importlib.util
-
-    parent, _, leaf = module.rpartition(".")
-    spec = importlib.util.find_spec(parent) if parent else None
-    if parent and (spec is None or not spec.submodule_search_locations):
-        return False
-    if not parent:
-        return importlib.util.find_spec(module) is not None
-    return any(
-        (Path(d) / f"{leaf}.py").exists() or (Path(d) / leaf / "__init__.py").exists()
-        for d in spec.submodule_search_locations
-    )
-
-
-def _find(module: str, names: Sequence[str]) -> Any:
-    """The first of `names` that `module` defines (imported now), or None when the module is absent."""
-    import importlib
-
-    if not _has_module(module):
-        return None
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
-        if e.name and (e.name == module or module.startswith(e.name + ".")):
-            return None
-        raise
-    for n in names:
-        fn = getattr(mod, n, None)
-        if callable(fn):
-            return fn
-    return None
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     if not args.config.is_file():
         raise UserError(f"{args.config}: no such file")
-    runner = _find("torl.trainers.recipe", ("main",))
-    if runner is None:
-        raise UserError(
-            "training from a recipe is not available in this install (no torl.trainers.recipe.main); "
-            "run examples/recipes/train.py --config CONFIG from the torl repository"
-        )
-    try:
-        runner(["--config", str(args.config), *(args.options or [])])
-    except (ValueError, KeyError) as e:  # a bad recipe or override: one line (TORL_DEBUG=1 for the traceback)
-        if os.environ.get("TORL_DEBUG"):
-            raise
-        raise UserError(f"{type(e).__name__}: {e} (TORL_DEBUG=1 shows the traceback)") from None
+    from torl.trainers.recipe import main as run_recipe
+
+    run_recipe(["--config", str(args.config), *(args.options or [])])  # a bad recipe raises ConfigError
     return 0
 
 
@@ -471,16 +420,6 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sandbox_build(args: argparse.Namespace) -> int:
-    build = _find("torl.tools.docker_sandbox", ("build_image",))
-    if build is not None:  # the sandbox's own builder, when it has one
-        result = build(force=args.force)
-        if result:
-            print(result)
-        return 0
-    return _docker_build(args.force)
-
-
-def _docker_build(force: bool) -> int:
     """Build the image from the Dockerfile shipped in torl.tools (needs Docker Hub for the base image)."""
     from importlib import resources
 
@@ -496,7 +435,7 @@ def _docker_build(force: bool) -> int:
     except Exception as e:  # noqa: BLE001 - no engine, no permission...
         raise UserError(f"no Docker engine: {e}") from None
     try:
-        if not force:
+        if not args.force:
             try:
                 client.images.get(DEFAULT_IMAGE)
                 print(f"{DEFAULT_IMAGE} already exists (--force rebuilds it)")
@@ -519,16 +458,13 @@ def _docker_build(force: bool) -> int:
 
 
 def _tool(args: argparse.Namespace) -> Any:
-    from torl.eval.runner import make_tool
+    from torl.tools import docker_available, make_sandbox
 
-    backend = args.backend
-    if backend == "docker":
-        from torl.tools import docker_available
-
+    if args.backend == "docker":
         problem = docker_available()
         if problem:
-            raise UserError(f"the Docker sandbox is unavailable: {problem}")
-    return make_tool(backend, timeout_s=args.timeout, workers=args.workers)
+            raise SandboxUnavailableError(f"the Docker sandbox is unavailable: {problem}")
+    return make_sandbox(args.backend, timeout_s=args.timeout, workers=args.workers)
 
 
 def cmd_sandbox_check(args: argparse.Namespace) -> int:
@@ -627,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        if isinstance(e, _user_errors()) and not os.environ.get("TORL_DEBUG"):
+        if isinstance(e, _ONE_LINE_ERRORS) and not os.environ.get("TORL_DEBUG"):
             print(f"torl {args.command}: error: {e}", file=sys.stderr)
             return 2
         raise

@@ -11,10 +11,11 @@ ds = apply_torl_template(load_jsonl_dataset("train_math.jsonl"))   # prompt = to
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from torl.errors import DataError
 from torl.rollout.formats import ZERO_TIR_SYSTEM_PROMPT, TIRFormat, get_format, torl_prompt, zero_tir_messages
 
 if TYPE_CHECKING:
@@ -28,12 +29,51 @@ __all__ = [
     "apply_torl_template",
     "apply_zero_tir_template",
     "load_jsonl_dataset",
+    "read_jsonl",
     "torl_prompt",
     "zero_tir_messages",
 ]
 
-class DataError(ValueError):
-    """A training file could not be read: the message names the file, the line and the problem."""
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The rows of a JSON Lines file, one JSON object a line, as `(location, row)` pairs; `location` is
+    `"file:line"`, for error messages. Blank lines are skipped. Rows are read as they are iterated.
+
+    ```python
+    from torl.data import DataError, read_jsonl
+
+    for where, row in read_jsonl("train.jsonl"):
+        if "answer" not in row:
+            raise DataError(f"{where}: no 'answer'")
+    ```
+
+    Raises:
+        DataError: the file is missing (at once), or a line is not UTF-8 text, not valid JSON or not a
+            JSON object (when that line is reached); the message names the file and line.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    return _jsonl_rows(p)
+
+
+def _jsonl_rows(p: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    with p.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            where = f"{p}:{n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{where}: not UTF-8 text") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            yield where, row
 
 
 def load_jsonl_dataset(
@@ -43,33 +83,21 @@ def load_jsonl_dataset(
 
     Every row must have a non-empty `problem_key` text and an `answer_key` (string or number, kept as text);
     the columns are renamed to `problem` and `answer`, other fields are kept. A bad line raises `DataError`
-    naming the file and line; nothing is silently dropped. `limit` keeps the first rows only.
+    naming the file and line (see `read_jsonl`); nothing is silently dropped. `limit` keeps the first rows.
     """
     from datasets import Dataset
 
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
     rows: list[dict[str, Any]] = []
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            problem, answer = row.pop(problem_key, None), row.pop(answer_key, None)
-            if not isinstance(problem, str) or not problem.strip():
-                raise DataError(f"{where}: missing or empty {problem_key!r}")
-            if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or not str(answer).strip():
-                raise DataError(f"{where}: missing or invalid {answer_key!r} (want a string or a number)")
-            rows.append({"problem": problem, "answer": str(answer), **row})
-            if limit is not None and len(rows) >= limit:
-                break
+    for where, row in read_jsonl(p):
+        problem, answer = row.pop(problem_key, None), row.pop(answer_key, None)
+        if not isinstance(problem, str) or not problem.strip():
+            raise DataError(f"{where}: missing or empty {problem_key!r}")
+        if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or not str(answer).strip():
+            raise DataError(f"{where}: missing or invalid {answer_key!r} (want a string or a number)")
+        rows.append({"problem": problem, "answer": str(answer), **row})
+        if limit is not None and len(rows) >= limit:
+            break
     if not rows:
         raise DataError(f"{p}: no rows")
     # Columns must be the same in every row for Dataset.from_list; fill missing extras with None.

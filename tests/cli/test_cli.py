@@ -189,29 +189,91 @@ def test_view_rejects_a_file_that_is_not_trajectories(tmp_path, capsys):
 def test_train_delegates_to_the_recipe_runner(tmp_path, capsys):
     cfg = tmp_path / "r.yaml"
     cfg.write_text("model: x\n")  # no data or trainer section: a bad recipe
-    from torl import cli
-
-    if not cli._has_module("torl.trainers.recipe"):
-        assert main(["train", str(cfg)]) == 2
-        assert "training from a recipe is not available in this install" in capsys.readouterr().err
-    else:  # the runner is there: the bad recipe must come back as a one-line error
-        assert main(["train", str(cfg), "--set", "trainer.max_steps=1"]) == 2
-        err = capsys.readouterr().err
-        assert err.startswith("torl train: error: ") and "r.yaml" in err
+    assert main(["train", str(cfg), "--set", "trainer.max_steps=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("torl train: error: ") and "r.yaml" in err
 
 
-def test_module_lookup_does_not_import():
-    from torl import cli
+def _one_line(err: str, prefix: str, message: str) -> None:
+    assert err.startswith(prefix) and message in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
-    assert cli._has_module("torl.eval.runner") and not cli._has_module("torl.eval.nothing_here")
-    assert not cli._has_module("torl.no_such_package.x") and cli._has_module("json")
-    code = "import sys, torl.cli as c; c._has_module('torl.trainers.recipe'); print('torl.trainers' in sys.modules)"
-    assert (
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        == "False"
-    )
+
+GOOD_RECIPE = "model: x\ndata: {train: t.jsonl}\ntrainer: {}\n"
+
+
+@pytest.mark.parametrize(
+    "recipe, options, message",
+    [
+        ("model: x\n", [], "the recipe has no 'data'"),
+        ("model: [x\n", [], "not valid YAML"),
+        ("- model\n", [], "a recipe is a YAML mapping"),
+        (GOOD_RECIPE, ["--set", "model.name=y"], "model is not a section"),
+        (GOOD_RECIPE, ["--set", "trainer"], "--set wants key=value"),
+        (GOOD_RECIPE, ["--set", "trainer.x=[1"], "--set trainer.x=[1: the value is not valid YAML"),
+        ("model: x\ndata: {}\ntrainer: {}\n", [], "no data.train"),
+    ],
+)
+def test_bad_recipes_are_one_line_config_errors(tmp_path, capsys, recipe, options, message):
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text(recipe)
+    assert main(["train", str(cfg), *options]) == 2
+    _one_line(capsys.readouterr().err, "torl train: error: ", message)
+
+
+def test_user_errors_from_each_layer_are_one_line(saved_run, tmp_path, capsys):
+    """Any `UserError` (data, eval, report, settings) prints one line; none is looked up by module."""
+    from torl.errors import ConfigError, DataError, UserError
+    from torl.eval import EvalError
+    from torl.view import ReportError
+
+    assert all(issubclass(e, UserError) for e in (ConfigError, DataError, EvalError, ReportError))
+    argv, _ = saved_run
+    assert main([*argv, "--temperature", "-1"]) == 2  # EvalSettings: ConfigError
+    _one_line(capsys.readouterr().err, "torl eval: error: ", "temperature must be >= 0, got -1.0")
+    assert main([*argv, "-k", "2"]) == 2  # the results file: EvalError
+    _one_line(capsys.readouterr().err, "torl eval: error: ", "holds results made with other settings")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "a", "answer": "1"}\n{oops\n')
+    assert main(["eval", "-m", argv[2], "-b", str(bad)]) == 2  # the benchmark file: DataError
+    _one_line(capsys.readouterr().err, "torl eval: error: ", "bad.jsonl:2: not valid JSON")
+    metrics = tmp_path / "m.json"
+    metrics.write_text('{"global_step": 3}')
+    assert main(["view", "--metrics", str(metrics), "-o", str(tmp_path / "r.html")]) == 2  # ReportError
+    _one_line(capsys.readouterr().err, "torl view: error: ", "m.json: a JSON object without 'log_history'")
+    metrics = tmp_path / "m.jsonl"
+    metrics.write_text('{"step": 1}\n[2]\n')
+    assert main(["view", "--metrics", str(metrics), "-o", str(tmp_path / "r.html")]) == 2  # the JSONL reader
+    _one_line(capsys.readouterr().err, "torl view: error: ", "m.jsonl:2: expected a JSON object, got list")
+
+
+def test_one_error_hierarchy():
+    import torl
+    import torl.data
+    import torl.eval
+    from torl import errors
+
+    assert torl.TorlError is errors.TorlError and torl.UserError is errors.UserError
+    assert {"TorlError", "UserError"} <= set(torl.__all__)
+    assert torl.data.DataError is torl.eval.DataError is errors.DataError  # one DataError
+    assert issubclass(errors.UserError, errors.TorlError)
+    for e in (errors.DataError, errors.ConfigError):  # they were ValueErrors: `except ValueError` still works
+        assert issubclass(e, errors.UserError) and issubclass(e, ValueError)
+    assert issubclass(torl.eval.EvalError, RuntimeError)
+    assert issubclass(errors.SandboxUnavailableError, RuntimeError)
+    code = "import sys, torl; print([m for m in ('torch', 'vllm', 'datasets') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_torl_debug_shows_the_traceback(tmp_path, monkeypatch):
+    from torl.errors import DataError
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n")
+    monkeypatch.setenv("TORL_DEBUG", "1")
+    with pytest.raises(DataError, match="bad.jsonl:1: not valid JSON"):
+        main(["eval", "-m", str(model_dir(tmp_path)), "-b", str(bad)])
 
 
 @pytest.mark.docker
@@ -227,6 +289,15 @@ def test_sandbox_check_and_bench_on_the_local_backend(capsys):
     assert "ok   timeout  status=timeout" in out and "ok   error    status=error" in out
     assert main(["sandbox", "bench", "--backend", "local", "--calls", "8", "--concurrency", "2"]) == 0
     assert "8 cells, concurrency 2" in capsys.readouterr().out
+
+
+def test_sandbox_errors_are_one_line(monkeypatch, capsys):
+    import torl.tools
+
+    monkeypatch.setattr(torl.tools, "docker_available", lambda: "no Docker engine: refused")
+    assert main(["sandbox", "check", "--backend", "docker"]) == 2
+    err = capsys.readouterr().err
+    _one_line(err, "torl sandbox: error: ", "the Docker sandbox is unavailable: no Docker engine")
 
 
 def test_eval_table_compares_other_runs(saved_run, tmp_path, capsys):

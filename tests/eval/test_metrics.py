@@ -16,6 +16,7 @@ from torl.eval import (
     pass_at_k,
     summarize,
     summary_row,
+    tool_stats,
 )
 
 
@@ -129,3 +130,20 @@ def test_details_table_and_unknown_metric():
     with pytest.raises(ValueError, match="unknown metric"):
         summary_row(s, metric="bogus")
     assert summary_row(s, "tool_use_rate")["AMC23"] == 100.0
+
+
+def test_tool_stats_are_shared_by_eval_and_nano():
+    from torl.nano import summarize_nano
+
+    ts = [solution("1", cells=0), solution("1", cells=2, failed=1), solution("2", cells=1)]
+    assert tool_stats(ts) == {
+        "cells": 3,
+        "failed_cells": 1,
+        "cells_per_problem": 1.0,
+        "tool_use_rate": 2 / 3,
+        "code_error_rate": 1 / 3,
+    }
+    assert tool_stats([solution("1", cells=0)])["code_error_rate"] is None  # no cell ran: nothing to rate
+    assert tool_stats([])["tool_use_rate"] == 0.0
+    nano = summarize_nano(ts)
+    assert (nano.tool_use, nano.code_error_rate) == (2 / 3, 1 / 3)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from torl.core import ToolCall, ToolCallRecord, ToolResult, Trajectory
-from torl.nano.evaluate import format_table, summarize
+from torl.nano.evaluate import nano_table, summarize_nano
 
 
 def _traj(size: str, correct: bool, calls: list[str]) -> Trajectory:
@@ -19,7 +19,7 @@ def _traj(size: str, correct: bool, calls: list[str]) -> Trajectory:
     )
 
 
-def test_summarize_counts_per_size():
+def test_summarize_nano_counts_per_size():
     ts = [
         _traj("small", True, []),
         _traj("small", True, ["ok"]),
@@ -28,7 +28,7 @@ def test_summarize_counts_per_size():
         _traj("large", False, ["error"]),
         _traj("large", False, ["ok", "timeout"]),
     ]
-    s = summarize(ts)
+    s = summarize_nano(ts)
     assert s.n == 6
     assert s.accuracy == 3 / 6
     assert s.tool_use == 4 / 6
@@ -39,7 +39,7 @@ def test_summarize_counts_per_size():
 
 
 def test_no_tool_calls_means_no_error_rate():
-    s = summarize([_traj("small", False, [])])
+    s = summarize_nano([_traj("small", False, [])])
     assert s.code_error_rate is None and s.accuracy == 0.0 and "large" not in s.by_size
-    table = format_table({"before greedy": s})
+    table = nano_table({"before greedy": s})
     assert "before greedy" in table and "   -  " in table and "0.0%" in table

@@ -11,6 +11,7 @@ from torl.data import (
     apply_torl_template,
     apply_zero_tir_template,
     load_jsonl_dataset,
+    read_jsonl,
     torl_prompt,
 )
 from torl.testing import TORL_PROMPT_TEMPLATE
@@ -69,3 +70,34 @@ def test_missing_file_and_column(tmp_path):
 
     with pytest.raises(DataError, match="no 'problem' column"):
         apply_torl_template(Dataset.from_dict({"question": ["q"]}))
+
+
+def test_read_jsonl_yields_locations_and_names_bad_lines(tmp_path):
+    p = tmp_path / "r.jsonl"
+    p.write_bytes(b'{"a": 1}\n\n  \n{"a": "\xe2\x80\xa8 2"}\r\n{oops\n')
+    rows = read_jsonl(p)
+    assert next(rows) == (f"{p}:1", {"a": 1})
+    assert next(rows) == (f"{p}:4", {"a": "\u2028 2"})  # blank lines skipped; lines end at \n only
+    with pytest.raises(DataError, match=r"r\.jsonl:5: not valid JSON \(Expecting property name"):
+        next(rows)
+    for content, message in ((b"{}\n[1]\n", "r.jsonl:2: expected a JSON object, got list"),
+                             (b"{}\n{}\n\xff{}\n", "r.jsonl:3: not UTF-8 text")):
+        p.write_bytes(content)
+        with pytest.raises(DataError, match=message.replace(".", r"\.")):
+            list(read_jsonl(p))
+    with pytest.raises(DataError, match="nope.jsonl: no such file"):
+        read_jsonl(tmp_path / "nope.jsonl")  # at once, before iterating
+
+
+def test_one_reader_for_training_rows_benchmarks_and_metrics(tmp_path):
+    """Training data, benchmarks and report metrics read JSON Lines with the same reader and messages."""
+    from torl.eval import load_problems
+    from torl.view import ReportError, load_metrics
+
+    p = tmp_path / "t.jsonl"
+    p.write_text('{"problem": "q", "answer": "1", "step": 1}\n{oops\n')
+    message = r"t\.jsonl:2: not valid JSON \(Expecting property name enclosed in double quotes\)$"
+    readers = ((load_jsonl_dataset, DataError), (load_problems, DataError), (load_metrics, ReportError))
+    for read, error in readers:
+        with pytest.raises(error, match=message):
+            read(str(p))

@@ -77,6 +77,18 @@ def test_overrides_and_errors(train, tmp_path, monkeypatch):
         train.load_recipe(RECIPES / "torl_1.5b.yaml")
 
 
+def test_build_tool_makes_the_sandbox_of_the_recipe(train):
+    from torl.errors import ConfigError
+    from torl.tools import DockerSandbox, LocalSandbox, SandboxFusionSandbox
+
+    assert type(train.build_tool({"timeout_s": 10})) is DockerSandbox  # the default kind
+    local = train.build_tool({"sandbox": "local", "timeout_s": 3})
+    assert type(local) is LocalSandbox and local.limits.timeout_s == 3
+    assert type(train.build_tool({"sandbox": "fusion", "url": "http://h:8080"})) is SandboxFusionSandbox
+    with pytest.raises(ConfigError, match=r"tool\.sandbox: unknown sandbox kind 'podman': use one of auto"):
+        train.build_tool({"sandbox": "podman"})
+
+
 def test_zero_tir_format():
     fmt = _module("zero_tir").ZeroTIRFormat()
     text = "<think>compute</think>\n```python\nx = 6 * 7\nprint(x)\n```\n"

@@ -110,7 +110,8 @@ def test_metrics_formats_and_series(tmp_path):
     "content, message",
     [
         ('{"global_step": 3}', "without 'log_history'"),
-        ('{"step": 1}\n{oops\n', r"m\.json:2: not JSON"),
+        ('{"step": 1}\n{oops\n', r"m\.json:2: not valid JSON"),
+        ('{"step": 1}\n[2]\n', r"m\.json:2: expected a JSON object, got list"),
         ("[1, 2]", "expected a list of metric dicts"),
     ],
 )

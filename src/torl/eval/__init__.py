@@ -8,7 +8,7 @@ resumable, with ToRL-style tables.
 """
 
 from torl.eval.data import BENCHMARKS, TORL_BENCHMARKS, DataError, Problem, display_name, load_problems
-from torl.eval.metrics import majority_vote, pass_at_k, summarize, summarize_benchmark
+from torl.eval.metrics import majority_vote, pass_at_k, summarize, summarize_benchmark, tool_stats
 from torl.eval.runner import (
     EvalError,
     EvalResult,
@@ -46,4 +46,5 @@ __all__ = [
     "summarize",
     "summarize_benchmark",
     "summary_row",
+    "tool_stats",
 ]

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
+from typing import Any
+
+from torl.data import read_jsonl
+from torl.errors import DataError
 
 BENCHMARKS: dict[str, str] = {
     "aime24": "AIME24",
@@ -17,10 +23,6 @@ BENCHMARKS: dict[str, str] = {
 """The five benchmarks of ToRL's Table 3: file stem -> display name (the table's column order)."""
 
 TORL_BENCHMARKS: tuple[str, ...] = tuple(BENCHMARKS)
-
-
-class DataError(ValueError):
-    """A benchmark could not be found or read: the message says which file, line and key."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def _as_text(value: object, what: str, where: str) -> str:
 
 
 def _rows_to_problems(
-    rows: list[tuple[str, dict]], benchmark: str, problem_key: str, answer_key: str, id_key: str
+    rows: Iterable[tuple[str, Any]], benchmark: str, problem_key: str, answer_key: str, id_key: str
 ) -> list[Problem]:
     out: list[Problem] = []
     seen: set[str] = set()
@@ -84,28 +86,17 @@ def _rows_to_problems(
     return out
 
 
-def read_jsonl_rows(path: Path) -> list[tuple[str, dict]]:
-    """(location, object) for every non-blank line of a JSON Lines file (or the items of a JSON list)."""
+def _read_json_list(path: Path) -> list[tuple[str, Any]]:
+    """(location, item) for the items of a .json file holding a list of objects."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: not valid JSON: {e}") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of objects")
-        return [(f"{path}: item {i}", row) for i, row in enumerate(data)]
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((f"{path}:{n}", json.loads(line)))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n}: not valid JSON: {e.msg}") from None
-    return rows
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of objects")
+    return [(f"{path}: item {i}", row) for i, row in enumerate(data)]
 
 
 def _load_hf(spec: str, problem_key: str, answer_key: str, id_key: str) -> tuple[str, list[tuple[str, dict]]]:
@@ -164,10 +155,8 @@ def load_problems(
                 have = f"; found: {', '.join(known)}" if known else ""
                 raise DataError(f"benchmark {spec!r}: no file {path}{have}")
         bench = path.stem.lower() if path.stem.lower() in BENCHMARKS else path.stem
-        rows = read_jsonl_rows(path)
-    if limit is not None:
-        rows = rows[:limit]
-    problems = _rows_to_problems(rows, bench, problem_key, answer_key, id_key)
+        rows = _read_json_list(path) if path.suffix == ".json" else read_jsonl(path)
+    problems = _rows_to_problems(islice(rows, limit), bench, problem_key, answer_key, id_key)
     if not problems:
         raise DataError(f"benchmark {spec!r} has no problems")
     return problems

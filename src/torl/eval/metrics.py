@@ -65,6 +65,22 @@ def _ks(n: int) -> list[int]:
     return ks + [n]
 
 
+def tool_stats(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
+    """Tool use of some trajectories: `cells` (code cells run), `failed_cells` (cells whose result is not
+    ok), `cells_per_problem` (mean cells per trajectory), `tool_use_rate` (share of trajectories with at
+    least one cell) and `code_error_rate` (share of cells that failed; None when no cell ran)."""
+    n = len(trajectories)
+    cells = sum(t.num_tool_calls for t in trajectories)
+    failed = sum(1 for t in trajectories for r in t.tool_calls if not r.result.ok)
+    return {
+        "cells": cells,
+        "failed_cells": failed,
+        "cells_per_problem": cells / n if n else 0.0,
+        "tool_use_rate": sum(1 for t in trajectories if t.tool_calls) / n if n else 0.0,
+        "code_error_rate": failed / cells if cells else None,
+    }
+
+
 def _problem_key(t: Trajectory) -> tuple[str, str]:
     m = t.metadata
     return str(m.get("benchmark", "")), str(m.get("problem_id", ""))
@@ -100,8 +116,7 @@ def summarize_benchmark(
         win = majority_vote([t.metadata.get("pred") for t in samples], equal) if n > 1 else 0
         maj.append(win is not None and correct[win])
     trajs = list(trajectories)
-    cells = sum(t.num_tool_calls for t in trajs)
-    failed = sum(1 for t in trajs for r in t.tool_calls if not r.result.ok)
+    tools = tool_stats(trajs)
     return {
         "problems": len(by_problem),
         "samples": len(trajs),
@@ -109,9 +124,9 @@ def summarize_benchmark(
         "pass@1": _mean(p1),
         "pass@k": {str(k): _mean(v) for k, v in pk.items()},
         "maj@k": _mean([float(m) for m in maj]),
-        "cells_per_problem": cells / len(trajs),
-        "code_error_rate": failed / cells if cells else 0.0,
-        "tool_use_rate": sum(1 for t in trajs if t.tool_calls) / len(trajs),
+        "cells_per_problem": tools["cells_per_problem"],
+        "code_error_rate": tools["code_error_rate"] or 0.0,
+        "tool_use_rate": tools["tool_use_rate"],
         "no_answer_rate": sum(1 for t in trajs if t.metadata.get("pred") is None) / len(trajs),
         "truncated_rate": sum(1 for t in trajs if t.finish_reason == "length") / len(trajs),
         "error_count": sum(1 for t in trajs if t.finish_reason == "error"),

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from torl.core import Prompt, RolloutPolicy, Trajectory
+from torl.errors import ConfigError, UserError
 from torl.eval.data import Problem
 from torl.eval.metrics import summarize
 
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 Key = tuple[str, str]
 
 
-class EvalError(RuntimeError):
+class EvalError(UserError, RuntimeError):
     """An evaluation cannot go on (settings differ from a results file's, a file is corrupt, the engine failed)."""
 
 
@@ -52,15 +53,15 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         if self.k < 1:
-            raise ValueError(f"k must be at least 1, got {self.k}")
+            raise ConfigError(f"k must be at least 1, got {self.k}")
         if self.temperature is not None and self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_tool_calls is not None and self.max_tool_calls < 0:
-            raise ValueError(f"max_tool_calls must be >= 0, got {self.max_tool_calls}")
+            raise ConfigError(f"max_tool_calls must be >= 0, got {self.max_tool_calls}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
     @property
     def sampling_temperature(self) -> float:
@@ -349,7 +350,8 @@ async def evaluate_model(
         model: model path or name for vLLM.
         problems: from `load_problems`.
         settings: sampling and engine settings; `settings.model` is set to `model` when empty.
-        sandbox: "auto" (`torl.tools.default_sandbox()`), "local" or "docker".
+        sandbox: the sandbox kind (`torl.tools.make_sandbox`): "auto" (Docker when its image is there,
+            else local), "local" or "docker".
         engine_kwargs: vLLM engine arguments (e.g. `gpu_memory_utilization`, `max_model_len`).
         output, concurrency, progress, retry_errors: as for `evaluate`.
     """
@@ -364,8 +366,11 @@ async def evaluate_model(
         if all((p.benchmark, p.id) in done for p in problems):
             ordered = [t for p in problems for t in done[(p.benchmark, p.id)]]
             return EvalResult(ordered, summarize(ordered), settings, 0, Path(output))
+    from torl.tools import make_sandbox
+
+    tool = make_sandbox(sandbox)  # an unknown kind raises ConfigError here, before anything starts
     try:
-        engine, tool = await _open_engine(model, settings, sandbox, engine_kwargs or {})
+        engine = await _open_engine(model, settings, tool, engine_kwargs or {})
     except Exception as e:
         raise EvalError(f"could not start the engine for {model!r}: {type(e).__name__}: {e}") from e
     try:
@@ -383,28 +388,9 @@ async def evaluate_model(
         await _close(engine, tool)
 
 
-def make_tool(sandbox: str = "auto", **sandbox_kwargs: Any) -> Any:
-    """The Python tool on the chosen sandbox backend ("auto", "local" or "docker"); keyword arguments
-    (`timeout_s`, `workers`, ...) go to the sandbox's constructor."""
-    from torl import tools
-
-    if sandbox == "auto":
-        backend = tools.default_sandbox(**sandbox_kwargs)
-    elif sandbox == "local":
-        backend = tools.LocalSandbox(**sandbox_kwargs)
-    elif sandbox == "docker":
-        backend = tools.DockerSandbox(**sandbox_kwargs)
-    else:
-        raise ValueError(f"unknown sandbox {sandbox!r}: use auto, local or docker")
-    return tools.PythonTool(backend)
-
-
-async def _open_engine(
-    model: str, settings: EvalSettings, sandbox: str, kwargs: dict[str, Any]
-) -> tuple[Any, Any]:
+async def _open_engine(model: str, settings: EvalSettings, tool: Any, kwargs: dict[str, Any]) -> Any:
     from torl.rollout import TIRRollout
 
-    tool = make_tool(sandbox)
     await tool.start()
     try:
         rollout: dict[str, Any] = {}
@@ -412,21 +398,16 @@ async def _open_engine(
             rollout["max_tool_calls"] = settings.max_tool_calls
         if settings.max_new_tokens is not None:
             rollout["max_new_tokens"] = settings.max_new_tokens
-        engine = TIRRollout.from_vllm(
+        return TIRRollout.from_vllm(
             model, tool=tool, tir_format=settings.tir_format, engine_kwargs=kwargs, **rollout
         )
-        if asyncio.iscoroutine(engine):
-            engine = await engine
     except BaseException:
         await tool.close()
         raise
-    return engine, tool
 
 
 async def _close(engine: Any, tool: Any) -> None:
     try:
-        res = engine.close()
-        if asyncio.iscoroutine(res):
-            await res
+        await engine.close()
     finally:
         await tool.close()

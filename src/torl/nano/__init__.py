@@ -7,29 +7,29 @@ results = run(NanoConfig(output_dir="nano-run"))   # what `make nano` does
 ```
 
 Parts: `tasks` (problems and ToRL-format worked solutions), `pretrain` (the cached tiny model),
-`evaluate` (held-out accuracy, tool use, code errors), `run` (the whole job). Importing this package is
+`evaluate` (`evaluate_nano`: held-out accuracy, tool use, code errors), `run` (the whole job). Importing this package is
 light: torch, vLLM and TRL load when a run or a pretraining starts.
 """
 
-from torl.nano.evaluate import Scores, evaluate, format_table, summarize
+from torl.nano.evaluate import NanoScores, evaluate_nano, nano_table, summarize_nano
 from torl.nano.pretrain import PretrainConfig, default_cache_dir, pretrain
 from torl.nano.run import NanoConfig, run, train_eval_split
-from torl.nano.tasks import Problem, TaskConfig, make_problems, pretraining_examples, solution_segments
+from torl.nano.tasks import NanoProblem, TaskConfig, make_problems, pretraining_examples, solution_segments
 
 __all__ = [
     "NanoConfig",
+    "NanoProblem",
+    "NanoScores",
     "PretrainConfig",
-    "Problem",
-    "Scores",
     "TaskConfig",
     "default_cache_dir",
-    "evaluate",
-    "format_table",
+    "evaluate_nano",
     "make_problems",
+    "nano_table",
     "pretrain",
     "pretraining_examples",
     "run",
     "solution_segments",
-    "summarize",
+    "summarize_nano",
     "train_eval_split",
 ]

@@ -1,7 +1,9 @@
 """Evaluate a nano model on held-out problems with the real rollout engine, sandbox and ToRL reward.
 
 Metrics: accuracy, share of answers that used the tool, code error rate (share of tool calls that
-failed), each also per problem size (small: safe by hand; large: needs the tool).
+failed), each also per problem size (small: safe by hand; large: needs the tool). The tool statistics
+are `torl.eval.tool_stats`; the names here say "nano" because `torl.eval` has its own `evaluate`,
+`summarize` and `format_table` for benchmarks.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from torl.core import Trajectory
-from torl.nano.tasks import Problem
+from torl.eval.metrics import tool_stats
+from torl.nano.tasks import NanoProblem
 
 
 @dataclass
-class Scores:
+class NanoScores:
     """Summary of one evaluation; rates are in [0, 1] (None when there is nothing to rate)."""
 
     n: int
@@ -29,15 +32,12 @@ class Scores:
 
 
 def _rates(trajs: Sequence[Trajectory]) -> tuple[float, float, float | None]:
-    n = len(trajs)
     correct = sum(1 for t in trajs if t.correct)
-    used = sum(1 for t in trajs if t.num_tool_calls > 0)
-    calls = [c for t in trajs for c in t.tool_calls]
-    failed = sum(1 for c in calls if not c.result.ok)
-    return correct / max(n, 1), used / max(n, 1), (failed / len(calls) if calls else None)
+    tools = tool_stats(trajs)
+    return correct / max(len(trajs), 1), tools["tool_use_rate"], tools["code_error_rate"]
 
 
-def summarize(trajectories: Sequence[Trajectory]) -> Scores:
+def summarize_nano(trajectories: Sequence[Trajectory]) -> NanoScores:
     """Scores of scored trajectories (`Trajectory.correct`; `metadata["size"]` for the split)."""
     acc, tool, err = _rates(trajectories)
     by_size: dict[str, dict[str, Any]] = {}
@@ -46,34 +46,34 @@ def summarize(trajectories: Sequence[Trajectory]) -> Scores:
         if part:
             a, u, e = _rates(part)
             by_size[size] = {"n": len(part), "accuracy": a, "tool_use": u, "code_error_rate": e}
-    return Scores(len(trajectories), acc, tool, err, by_size)
+    return NanoScores(len(trajectories), acc, tool, err, by_size)
 
 
-async def evaluate(
+async def evaluate_nano(
     engine: Any,
-    problems: Sequence[Problem],
+    problems: Sequence[NanoProblem],
     *,
     reward: Any = None,
     n: int = 1,
     temperature: float = 0.0,
     seed: int = 0,
-) -> tuple[Scores, list[Trajectory]]:
+) -> tuple[NanoScores, list[Trajectory]]:
     """Roll out `n` samples per problem with `engine` (a `TIRRollout`), score them with `reward`
     (default `ToRLReward()`), and summarize. Greedy (temperature 0) by default, as ToRL evaluates."""
     from torl.rewards import ToRLReward
 
     if not problems:
-        raise ValueError("evaluate needs at least one problem")
+        raise ValueError("evaluate_nano needs at least one problem")
     reward = reward or ToRLReward()
     meta = [{"answer": p.answer, "size": p.size, "problem": p.text} for p in problems]
     trajs = await engine.generate(
         [p.prompt for p in problems], n=n, temperature=temperature, seed=seed, metadata=meta
     )
     await reward.ascore_trajectories(trajs)  # answers: metadata["answer"]
-    return summarize(trajs), trajs
+    return summarize_nano(trajs), trajs
 
 
-def format_table(rows: dict[str, Scores]) -> str:
+def nano_table(rows: dict[str, NanoScores]) -> str:
     """A plain-text before/after table: overall and per size."""
 
     def pct(x: float | None) -> str:

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torl.nano.evaluate import Scores, evaluate, format_table
+from torl.nano.evaluate import NanoScores, evaluate_nano, nano_table
 from torl.nano.pretrain import PretrainConfig, default_cache_dir, pick_threads, pretrain
-from torl.nano.tasks import Problem, make_problems
+from torl.nano.tasks import NanoProblem, make_problems
 
 
 @dataclass
@@ -56,7 +56,7 @@ class NanoConfig:
             raise ValueError("NanoConfig.eval_samples must be >= 0")
 
 
-def train_eval_split(cfg: NanoConfig) -> tuple[list[Problem], list[Problem]]:
+def train_eval_split(cfg: NanoConfig) -> tuple[list[NanoProblem], list[NanoProblem]]:
     """RL problems and held-out evaluation problems (no evaluation text appears in the RL set)."""
     train = make_problems(
         cfg.train_problems, cfg.seed + 7, large_share=cfg.train_large_share, cfg=cfg.pretrain.task
@@ -168,10 +168,10 @@ def run(cfg: NanoConfig | None = None, *, log: Callable[[str], None] = print) ->
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     llm = trainer.vllm_generation.llm
 
-    def measure(name: str) -> dict[str, Scores]:
+    def measure(name: str) -> dict[str, NanoScores]:
         """Greedy scores (and sampled pass@1 when `eval_samples`); trajectories to eval_<name>.jsonl."""
 
-        async def go() -> dict[str, Scores]:
+        async def go() -> dict[str, NanoScores]:
             from torl.core import save_jsonl
 
             async with PythonTool(LocalSandbox(timeout_s=5, preload=())) as eval_tool:
@@ -183,18 +183,18 @@ def run(cfg: NanoConfig | None = None, *, log: Callable[[str], None] = print) ->
                     max_tool_calls=1,
                     max_new_tokens=cfg.max_completion_length,
                 )
-                greedy, trajs = await evaluate(engine, held_out, temperature=0.0, seed=cfg.seed)
+                greedy, trajs = await evaluate_nano(engine, held_out, temperature=0.0, seed=cfg.seed)
                 save_jsonl(trajs, out / f"eval_{name}.jsonl")
                 scores = {"greedy": greedy}
                 if cfg.eval_samples:
-                    scores["sampled"], _ = await evaluate(
+                    scores["sampled"], _ = await evaluate_nano(
                         engine, held_out, n=cfg.eval_samples, temperature=cfg.temperature, seed=cfg.seed + 1
                     )
                 return scores
 
         return asyncio.run(go())
 
-    def rows(name: str, scores: dict[str, Scores]) -> dict[str, Scores]:
+    def rows(name: str, scores: dict[str, NanoScores]) -> dict[str, NanoScores]:
         r = {f"{name} greedy": scores["greedy"]}
         if "sampled" in scores:
             r[f"{name} T={cfg.temperature:g}"] = scores["sampled"]
@@ -203,7 +203,7 @@ def run(cfg: NanoConfig | None = None, *, log: Callable[[str], None] = print) ->
     try:
         log(f"== 3/4 held-out evaluation before RL ({len(held_out)} problems) ==")
         before = measure("before")
-        log(format_table(rows("before", before)))
+        log(nano_table(rows("before", before)))
 
         log(
             f"== 4/4 GRPO: {cfg.steps} steps x {cfg.prompts_per_step} prompts x {cfg.num_generations} samples =="
@@ -217,7 +217,7 @@ def run(cfg: NanoConfig | None = None, *, log: Callable[[str], None] = print) ->
     finally:
         trainer.close()  # sandbox workers and the rollout loop thread
 
-    table = format_table({**rows("before", before), **rows("after", after)})
+    table = nano_table({**rows("before", before), **rows("after", after)})
     metrics_file = out / "metrics.json"
     metrics_file.write_text(json.dumps(trainer.state.log_history, indent=1))
     results = {

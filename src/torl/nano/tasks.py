@@ -46,8 +46,9 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One word problem: `text` for the prompt, the exact `answer`, and how it was made."""
+class NanoProblem:
+    """One synthetic word problem of the nano run: `text` for the prompt, the exact `answer`, and how it
+    was made. (A benchmark problem of `torl eval` is `torl.eval.Problem`.)"""
 
     text: str
     answer: str
@@ -109,7 +110,7 @@ def _operand(rng: random.Random, size: Size, cfg: TaskConfig) -> int:
     return rng.randint(10 ** (digits - 1), 10**digits - 1)
 
 
-def make_problem(rng: random.Random, size: Size, cfg: TaskConfig = TaskConfig()) -> Problem:
+def make_problem(rng: random.Random, size: Size, cfg: TaskConfig = TaskConfig()) -> NanoProblem:
     """Draw one problem of the given size."""
     op: Op = rng.choice(cfg.ops)  # type: ignore[assignment]
     a, b = _operand(rng, size, cfg), _operand(rng, size, cfg)
@@ -117,12 +118,12 @@ def make_problem(rng: random.Random, size: Size, cfg: TaskConfig = TaskConfig())
         a, b = b, a
     value = {"+": a + b, "-": a - b, "*": a * b}[op]
     text = rng.choice(TEMPLATES[op]).format(n=rng.choice(NAMES), i=rng.choice(ITEMS), a=a, b=b)
-    return Problem(text=text, answer=str(value), a=a, b=b, op=op, size=size)
+    return NanoProblem(text=text, answer=str(value), a=a, b=b, op=op, size=size)
 
 
 def make_problems(
     n: int, seed: int, *, large_share: float = 0.5, cfg: TaskConfig = TaskConfig()
-) -> list[Problem]:
+) -> list[NanoProblem]:
     """`n` problems, a `large_share` of them large, from a seeded generator (same seed, same list)."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -141,7 +142,7 @@ def _noisy(value: int, rng: random.Random) -> int:
     return int("".join(s))
 
 
-def _hand(p: Problem, rng: random.Random, cfg: TaskConfig) -> str:
+def _hand(p: NanoProblem, rng: random.Random, cfg: TaskConfig) -> str:
     value = int(p.answer)
     if p.size == "large" and rng.random() < cfg.hand_error_rate:
         value = _noisy(value, rng)
@@ -149,7 +150,7 @@ def _hand(p: Problem, rng: random.Random, cfg: TaskConfig) -> str:
 
 
 def solution_segments(
-    p: Problem, style: Style, rng: random.Random, cfg: TaskConfig = TaskConfig()
+    p: NanoProblem, style: Style, rng: random.Random, cfg: TaskConfig = TaskConfig()
 ) -> list[tuple[str, str]]:
     """A worked solution as ("model" | "tool", text) segments, in ToRL's format.
 
@@ -186,7 +187,7 @@ def solution_segments(
 class Example:
     """A pretraining example: the problem, the solution style and its segments."""
 
-    problem: Problem
+    problem: NanoProblem
     style: Style
     segments: list[tuple[str, str]]
 

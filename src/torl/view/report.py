@@ -19,11 +19,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from torl.core import Trajectory
+from torl.errors import DataError, UserError
 
 _PLACEHOLDER = re.compile(r"/\*__TORL_(CSS|JS)__\*/|__TORL_(TITLE|DATA)__")
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """An input file of the report is missing or cannot be read (the message names the file and line)."""
 
 
@@ -142,14 +143,13 @@ def load_metrics(path: str | Path) -> list[dict[str, Any]]:
     text = p.read_text(encoding="utf-8")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
-        data = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    data.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ReportError(f"{p}:{n}: not JSON ({e.msg})") from None
+    except json.JSONDecodeError:  # JSON Lines: one dict a line
+        from torl.data import read_jsonl
+
+        try:
+            data = [row for _, row in read_jsonl(p)]
+        except DataError as e:
+            raise ReportError(str(e)) from None
     if isinstance(data, dict):
         if "log_history" not in data:
             raise ReportError(f"{p}: a JSON object without 'log_history' (expected a trainer_state.json)")
