@@ -33,6 +33,7 @@ class CalculatorTool(Tool):
     """Evaluates arithmetic cells (`x = 12 * 34`, `print(x + 5)`); output is what `print` printed."""
 
     name = "calculator"
+    description = "Evaluate arithmetic (numbers, + - * / ** %, variables) and print() the results."
 
     def __init__(self, max_exponent: int = 1000) -> None:
         self.max_exponent = max_exponent

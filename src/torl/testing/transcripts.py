@@ -74,6 +74,38 @@ CHAT_ONE_CALL = Transcript(
 
 DEFAULT_TRANSCRIPTS: list[Transcript] = [TORL_TWO_CALLS, XML_ONE_CALL, CHAT_ONE_CALL]
 
+CALCULATOR_SCHEMA: dict = {
+    "type": "function",
+    "function": {
+        "name": "calculator",
+        "description": "Evaluate arithmetic (numbers, + - * / ** %, variables) and print() the results.",
+        "parameters": PYTHON_TOOL_SCHEMA["function"]["parameters"],
+    },
+}
+"""The schema of examples/custom_tool's `CalculatorTool` (its `schema()`)."""
+
+# Two tools called by name in one assistant turn: Python and the calculator; the tool turn holds both
+# responses, in call order. (Not in DEFAULT_TRANSCRIPTS: a model of its own memorises it.)
+CHAT_TWO_TOOLS = Transcript(
+    name="chat_two_tools",
+    prompt=[{"role": "user", "content": "What is 6 * 7 + 2 + 2?"}],
+    segments=[
+        (
+            "model",
+            '<tool_call>\n{"name": "python", "arguments": {"code": "print(6 * 7)"}}\n</tool_call>\n'
+            '<tool_call>\n{"name": "calculator", "arguments": {"code": "print(2 + 2)"}}\n</tool_call><|im_end|>',
+        ),
+        (
+            "tool",
+            "\n<|im_start|>user\n<tool_response>\n42\n</tool_response>\n<tool_response>\n4\n</tool_response>"
+            "<|im_end|>\n<|im_start|>assistant\n",
+        ),
+        ("model", "The answer is \\boxed{46}.<|im_end|>"),
+    ],
+    answer="46",
+    tools=[PYTHON_TOOL_SCHEMA, CALCULATOR_SCHEMA],
+)
+
 
 def corpus_seed_texts() -> list[str]:
     """Texts every tokenizer corpus includes, so the transcripts tokenize compactly."""

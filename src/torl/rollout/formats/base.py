@@ -116,9 +116,10 @@ class TIRFormat(ABC):
 
     # ----- text: prompts, observations, reading transcripts back -----
 
-    @abstractmethod
     def prompt(self, problem: str) -> Prompt:
-        """The prompt of a problem in this format (raw text, or chat messages for the chat template)."""
+        """The prompt of a problem in this format (raw text, or chat messages for the chat template).
+        The default is one user message; raw-text formats override it."""
+        return [{"role": "user", "content": problem}]
 
     def observation(self, result: ToolResult) -> str:
         """The text one tool result is shown as (ToRL's rules by default: see `torl_observation`)."""
