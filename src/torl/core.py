@@ -206,7 +206,11 @@ class Trajectory(BaseModel):
     finish_reason: FinishReason = "stop"
     error: str | None = None
     reward: float | None = None
+    """The total reward, when one reward object scored the trajectory (`score_trajectories`: evaluation, the
+    nano run). In training TRL weighs and sums the reward functions itself: read `reward_breakdown[<name>]`
+    per function and `metadata["advantage"]`."""
     reward_breakdown: dict[str, float | None] = Field(default_factory=dict)
+    """Each reward's score under its name, its parts under `<name>/<part>`, and the one `correct`."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form: prompt index, sample index, seed, reference answer, timings."""
 

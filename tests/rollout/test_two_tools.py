@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cache_dir
-from torl.rollout import TIRRollout, VLLMSyncBackend
+from torl.rollout import TIRRollout
 from torl.testing.transcripts import CHAT_TWO_TOOLS
 
 from .conftest import RecordingBackend, check_token_exact, check_transcript, make_tool
@@ -52,19 +52,20 @@ def two_tools_model():
 
 
 async def test_each_named_call_reaches_its_own_tool(two_tools_model):
-    from vllm import LLM
-
-    llm = LLM(model=two_tools_model, max_model_len=1024, logprobs_mode="processed_logprobs", seed=0,
-              dtype="float32", enable_chunked_prefill=False, max_num_batched_tokens=2048, enforce_eager=True)
+    # AsyncLLM: its engine core runs in a process of its own (no state shared with other tests' engines)
+    python, calc = Counted(make_tool()), Counted(_calculator())
+    eng = TIRRollout.from_vllm(
+        two_tools_model, tools=[python.tool, calc.tool], tir_format="chat", max_tool_calls=2,
+        engine_kwargs={"max_model_len": 1024, "dtype": "float32", "enforce_eager": True, "seed": 0},
+    )
+    rec = RecordingBackend(eng.backend)
+    eng.backend = rec
     try:
-        python, calc = Counted(make_tool()), Counted(_calculator())
-        rec = RecordingBackend(VLLMSyncBackend(llm))
-        eng = TIRRollout(rec, tools=[python.tool, calc.tool], tir_format="chat", max_tool_calls=2)
         assert eng.format.tools == CHAT_TWO_TOOLS.tools  # both schemas reach the chat template
         (t,) = await eng.generate([CHAT_TWO_TOOLS.prompt], temperature=0.0)
-        await python.tool.close()
     finally:
-        llm.llm_engine.engine_core.shutdown()
+        await rec.inner.close()
+        await python.tool.close()
     check_transcript(t, CHAT_TWO_TOOLS, eng.tokenizer)
     check_token_exact(t, rec.requests)
     assert python.codes == ["print(6 * 7)"] and calc.codes == ["print(2 + 2)"]

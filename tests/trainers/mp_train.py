@@ -25,7 +25,8 @@ def main(model_path: str, out: str) -> None:
                              tool=PythonTool(LocalSandbox(timeout_s=5, workers=1)))
     trainer.train()
     trainer.close()
-    local = [{"reward": t.reward, "advantage": t.metadata["advantage"]} for t in trainer.last_trajectories]
+    local = [{"reward": t.reward_breakdown["torl"], "advantage": t.metadata["advantage"]}
+             for t in trainer.last_trajectories]
     with open(os.path.join(out, f"rank{trainer.accelerator.process_index}.json"), "w") as f:
         json.dump({"world": trainer.accelerator.num_processes, "local": local,
                    "logs": [h for h in trainer.state.log_history if "loss" in h]}, f)

@@ -51,4 +51,4 @@ def test_training_with_the_calculator(tir_model_path, tmp_path):
     trajs = [t for f in sorted((tmp_path / "trajectories").glob("*.jsonl")) for t in load_jsonl(f)]
     outputs = [r.result.output for t in trajs for r in t.tool_calls if r.result.ok]
     assert "413\n" in outputs  # the model's print(12 * 34 + 5) went through the calculator
-    assert all(t.reward is not None for t in trajs)
+    assert all(t.reward_breakdown["torl"] in (1.0, -1.0) and t.correct is not None for t in trajs)

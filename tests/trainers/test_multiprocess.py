@@ -32,12 +32,12 @@ def test_two_processes(tir_model_path, tmp_path):
         saved = load_jsonl(tmp_path / "trajectories" / f"step_{step:06d}.jsonl")
         assert len(saved) == 4  # both ranks' trajectories in one file
         # Each trajectory's written-back reward is its own (no mix-up between ranks' slices)...
-        assert all(reward.score(t, "413").score == t.reward for t in saved)
+        assert all(reward.score(t, "413").score == t.reward_breakdown["torl"] for t in saved)
         # ...and advantages are normalised within each 2-sample group, which may span ranks.
         for a, b in zip(saved[0::2], saved[1::2], strict=True):
             assert a.metadata["advantage"] == pytest.approx(-b.metadata["advantage"], abs=1e-5)
     last = load_jsonl(tmp_path / "trajectories" / "step_000001.jsonl")
     local = ranks[0]["local"] + ranks[1]["local"]
-    assert [x["reward"] for x in local] == [t.reward for t in last]
+    assert [x["reward"] for x in local] == [t.reward_breakdown["torl"] for t in last]
     logs = ranks[0]["logs"]
     assert len(logs) == 2 and all("tir/tool_calls" in h for h in logs)

@@ -90,7 +90,9 @@ def test_build_tool_makes_the_sandbox_of_the_recipe(train):
 
 
 def test_zero_tir_format():
-    fmt = _module("zero_tir").ZeroTIRFormat()
+    from torl.rollout import ZeroTIRFormat
+
+    fmt = ZeroTIRFormat()
     text = "<think>compute</think>\n```python\nx = 6 * 7\nprint(x)\n```\n"
     assert fmt.parse_calls(text, stopped=True) == [ToolCall(code="x = 6 * 7\nprint(x)\n")]
     assert fmt.parse_calls(text, stopped=False) == []

@@ -175,9 +175,10 @@ def test_trajectories_saved_with_rewards(run):
         assert len(saved) == 8
         for t, t_live in zip(saved, live, strict=True):
             assert t.completion_ids == t_live.completion_ids and t.env_mask == t_live.env_mask
-            assert t.reward in (1.0, -1.0)
-            assert t.reward_breakdown["torl"] == t.reward
-            assert t.reward_breakdown["torl/correct"] == (1.0 if t.reward == 1.0 else 0.0)
+            score = t.reward_breakdown["torl"]  # TRL owns the total: t.reward stays None in training
+            assert score in (1.0, -1.0) and t.reward is None
+            assert t.reward_breakdown["torl/correct"] == t.reward_breakdown["correct"] == (score == 1.0)
+            assert t.correct == (score == 1.0) and t.metadata["pred"] is not None
             assert t.metadata["answer"] == "413" and "advantage" in t.metadata
 
 
