@@ -52,7 +52,7 @@ class WorkerDied(PoolError):
     """The worker running the job died twice (crash, signal, out of memory); it was replaced."""
 
 
-class WorkerError(PoolError):
+class VerifyWorkerError(PoolError):
     """The job raised inside the worker."""
 
 
@@ -72,7 +72,7 @@ class _Job:
 
 
 @dataclass
-class _Slot:
+class _VerifySlot:
     proc: Any
     conn: Any
     ready: bool = False
@@ -132,7 +132,7 @@ class VerifyPool:
         self.prefetch = prefetch
         self._lock: threading.Lock
         self._pending: collections.deque[_Job]
-        self._slots: list[_Slot]
+        self._slots: list[_VerifySlot]
         self._inflight: dict[tuple[str, str, bool], Future]
         self._thread: threading.Thread | None
         self._ids = itertools.count()
@@ -163,7 +163,8 @@ class VerifyPool:
     def submit(self, task: str, *args: Any, timeout_s: float | None = None) -> Future:
         """Run a worker task (`"check"`, `"ping"`; `"sleep"`/`"exit"` exist for tests) and return a Future.
 
-        The Future raises `JobTimeout`, `WorkerDied`, `WorkerError` or `PoolClosed` when there is no result.
+        The Future raises `JobTimeout`, `WorkerDied`, `VerifyWorkerError` or `PoolClosed` when there is no
+        result.
         """
         self._check_fork()
         limit = self.timeout_s if timeout_s is None else timeout_s
@@ -297,7 +298,7 @@ class VerifyPool:
                     self._cache.popitem(last=False)
         out.set_result(verdict)
 
-    def _spawn(self) -> _Slot:
+    def _spawn(self) -> _VerifySlot:
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[2])  # the directory that holds the torl package
@@ -307,9 +308,9 @@ class VerifyPool:
             proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
-        return _Slot(proc, Connection(ours.detach()))
+        return _VerifySlot(proc, Connection(ours.detach()))
 
-    def _retire(self, slot: _Slot, kill: bool) -> None:
+    def _retire(self, slot: _VerifySlot, kill: bool) -> None:
         if kill and slot.proc.poll() is None:
             slot.proc.kill()
         try:
@@ -324,7 +325,7 @@ class VerifyPool:
         if slot in self._slots:
             self._slots.remove(slot)
 
-    def _lost(self, slot: _Slot, exc: PoolError, kill: bool) -> None:
+    def _lost(self, slot: _VerifySlot, exc: PoolError, kill: bool) -> None:
         job = slot.job
         self._retire(slot, kill)
         queued = list(slot.jobs)[1:]
@@ -386,7 +387,7 @@ class VerifyPool:
                 logger.warning("verification worker not ready after %.0f s: replaced", _START_TIMEOUT_S)
                 self._lost(slot, WorkerDied("worker did not start"), kill=True)
 
-    def _receive(self, slot: _Slot) -> None:
+    def _receive(self, slot: _VerifySlot) -> None:
         try:
             msg = slot.conn.recv()
         except (EOFError, OSError):
@@ -413,7 +414,7 @@ class VerifyPool:
         if ok:
             job.future.set_result(value)
         else:
-            job.future.set_exception(WorkerError(value))
+            job.future.set_exception(VerifyWorkerError(value))
         if self.max_jobs_per_worker and slot.done >= self.max_jobs_per_worker:
             self._retire(slot, kill=False)
 
