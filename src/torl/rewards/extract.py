@@ -13,6 +13,7 @@ AnswerFormat = Literal["boxed", "answer_tag"]
 
 _OUTPUT_BLOCK = re.compile(r"```output\b.*?(?:```|\Z)", re.DOTALL)
 _INTERPRETER_BLOCK = re.compile(r"<interpreter>.*?(?:</interpreter>|\Z)", re.DOTALL)
+_CODE_BLOCK = re.compile(r"```(?!output)[^\n`]*(?:\n.*?)?(?:```|\Z)|<code>.*?(?:</code>|\Z)", re.DOTALL)
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _ANSWER_OPEN = "<answer>"
 _ANSWER_CLOSE = "</answer>"
@@ -28,6 +29,19 @@ def strip_tool_output(text: str) -> str:
         text = _OUTPUT_BLOCK.sub("", text)
     if "<interpreter>" in text:
         text = _INTERPRETER_BLOCK.sub("", text)
+    return text
+
+
+def strip_code(text: str) -> str:
+    """Remove code cells: fenced ```` ```python ```` (or any other language) blocks and `<code>` blocks.
+
+    An unclosed cell (a truncated transcript, or a cell the model never closed) is removed up to the end
+    of the text. ```` ```output ```` markers are left alone: apply this to the model's own text
+    (`Trajectory.model_text`) or to a transcript after `strip_tool_output`, never before it, or the
+    fence that closes an output block would open a cell. What is left is the model's prose.
+    """
+    if "```" in text or "<code>" in text:
+        text = _CODE_BLOCK.sub("", text)
     return text
 
 
@@ -97,8 +111,9 @@ def _answer_tag(text: str) -> str | None:
 def extract_answer(text: str, answer_format: AnswerFormat = "boxed") -> str | None:
     """The final answer of the model's own text, or None if there is none.
 
-    `text` should be the model's own text (`Trajectory.model_text`); when only a rendered transcript is at
-    hand, pass it through `strip_tool_output` first (the rewards do this for you).
+    `text` should be the model's own prose: `strip_code(Trajectory.model_text)`; when only a rendered
+    transcript is at hand, `strip_code(strip_tool_output(transcript))` (the rewards do this for you), so
+    that a box written inside a code cell, or printed by it, is not taken for the answer.
 
     Args:
         text: what the model wrote.
