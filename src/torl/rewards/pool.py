@@ -32,11 +32,14 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Self
 
+from torl.rewards import forms
 from torl.rewards.verify import Verdict, quick_check
 
 logger = logging.getLogger(__name__)
 
 _MAX_START_FAILURES = 3
+_Key = tuple[str, str, bool, str | None, float | None]
+"""A cached comparison: pred, ref, quick, question (when it matters), rel_tol."""
 _START_TIMEOUT_S = 120.0
 
 
@@ -133,10 +136,10 @@ class VerifyPool:
         self._lock: threading.Lock
         self._pending: collections.deque[_Job]
         self._slots: list[_VerifySlot]
-        self._inflight: dict[tuple[str, str, bool], Future]
+        self._inflight: dict[_Key, Future]
         self._thread: threading.Thread | None
         self._ids = itertools.count()
-        self._cache: collections.OrderedDict[tuple[str, str, bool], Verdict] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[_Key, Verdict] = collections.OrderedDict()
         self._stats = collections.Counter()
         self._closed = False
         self._broken: str | None = None
@@ -182,15 +185,27 @@ class VerifyPool:
             os.write(self._wake_w, b"x")
         return job.future
 
-    def verify(self, pred: str, ref: str, timeout_s: float | None = None, quick: bool = True) -> Future:
+    def verify(
+        self,
+        pred: str,
+        ref: str,
+        timeout_s: float | None = None,
+        quick: bool = True,
+        *,
+        question: str | None = None,
+        rel_tol: float | None = None,
+    ) -> Future:
         """Compare `pred` with the reference `ref` (bare answers); a Future of a `Verdict` that never raises.
 
-        With `quick=False` every pair goes through math-verify (the exact shortcuts are skipped).
+        With `quick=False` every pair goes through math-verify (the string and plain-number shortcuts are
+        skipped). `question` and `rel_tol` as in `check_pair`.
         """
-        if quick and (decided := quick_check(pred, ref)) is not None:
+        if quick and (decided := quick_check(pred, ref, rel_tol)) is not None:
             self._stats["quick"] += 1
             return _done(decided)
-        key = (pred, ref, quick)
+        if question is not None and not forms.needs_question(pred, ref):
+            question = None  # keeps cache keys and messages small
+        key = (pred, ref, quick, question, rel_tol)
         self._check_fork()
         with self._lock:
             hit = self._cache.get(key)
@@ -205,22 +220,40 @@ class VerifyPool:
             out: Future = Future()
             self._inflight[key] = out
         limit = self.timeout_s if timeout_s is None else timeout_s
-        raw = self.submit("check", pred, ref, limit, quick, timeout_s=limit)
+        raw = self.submit("check", pred, ref, limit, quick, question, rel_tol, timeout_s=limit)
         raw.add_done_callback(lambda f: self._finish(key, f, out))
         return out
 
     def verify_many(
-        self, pairs: Sequence[tuple[str, str]], timeout_s: float | None = None, quick: bool = True
+        self,
+        pairs: Sequence[tuple[str, str]],
+        timeout_s: float | None = None,
+        quick: bool = True,
+        *,
+        questions: Sequence[str | None] | None = None,
+        rel_tol: float | None = None,
     ) -> list[Verdict]:
-        """Compare many (pred, ref) pairs in parallel; one `Verdict` per pair, in order."""
-        futures = [self.verify(p, r, timeout_s, quick) for p, r in pairs]
+        """Compare many (pred, ref) pairs in parallel; one `Verdict` per pair, in order. `questions`, if
+        given, holds each pair's question (or None)."""
+        qs = _questions(pairs, questions)
+        futures = [self.verify(p, r, timeout_s, quick, question=q, rel_tol=rel_tol) for (p, r), q in qs]
         return [f.result() for f in futures]
 
     async def averify_many(
-        self, pairs: Sequence[tuple[str, str]], timeout_s: float | None = None, quick: bool = True
+        self,
+        pairs: Sequence[tuple[str, str]],
+        timeout_s: float | None = None,
+        quick: bool = True,
+        *,
+        questions: Sequence[str | None] | None = None,
+        rel_tol: float | None = None,
     ) -> list[Verdict]:
         """Async `verify_many`: waits without blocking the event loop."""
-        futures = [asyncio.wrap_future(self.verify(p, r, timeout_s, quick)) for p, r in pairs]
+        qs = _questions(pairs, questions)
+        futures = [
+            asyncio.wrap_future(self.verify(p, r, timeout_s, quick, question=q, rel_tol=rel_tol))
+            for (p, r), q in qs
+        ]
         return list(await asyncio.gather(*futures))
 
     def start(self, timeout_s: float = 300.0) -> VerifyPool:
@@ -279,7 +312,7 @@ class VerifyPool:
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _finish(self, key: tuple[str, str, bool], raw: Future, out: Future) -> None:
+    def _finish(self, key: _Key, raw: Future, out: Future) -> None:
         try:
             verdict = raw.result()
         except JobTimeout as e:
@@ -464,6 +497,14 @@ class VerifyPool:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _questions(pairs: Sequence[tuple[str, str]], questions: Sequence[str | None] | None) -> list:
+    if questions is None:
+        return [(pair, None) for pair in pairs]
+    if len(questions) != len(pairs):
+        raise ValueError(f"{len(pairs)} pairs but {len(questions)} questions")
+    return list(zip(pairs, questions, strict=True))
 
 
 def _done(value: Any) -> Future:
