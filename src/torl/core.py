@@ -219,6 +219,9 @@ class RewardOutput(BaseModel):
     score: float | None
     breakdown: dict[str, float | None] = Field(default_factory=dict)
     reason: str | None = None
+    rule: str | None = None
+    """Which answer rule decided ("exact", "integer", "numeric", "percent", "math_verify", "tolerance",
+    "assignment", "asked_variable", "choice", "list", "string_fallback"; "no_answer", "timeout", "error")."""
 
 
 @runtime_checkable
@@ -228,4 +231,3 @@ class Reward(Protocol):
     name: str
 
     def score(self, trajectory: Trajectory, answer: str) -> RewardOutput: ...
-

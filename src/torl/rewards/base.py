@@ -9,7 +9,7 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torl.core import RewardOutput, Trajectory
@@ -35,6 +35,10 @@ class Sample:
     text: str
     tool_statuses: tuple[str, ...] = ()
     precise: bool = False
+    response: str | None = None
+    """The whole response, tool output included (ToRL takes its answer from it); None: same as `text`."""
+    question: str | None = None
+    """The problem text, when the dataset has a `problem` (or `question`) column."""
 
     @property
     def num_tool_calls(self) -> int:
@@ -52,7 +56,7 @@ class Sample:
             _guess_status(m.group(1) if m.group(1) is not None else m.group(2) or "")
             for m in _OUTPUT_BODY.finditer(text)
         )
-        return cls(strip_tool_output(text), statuses, precise=False)
+        return cls(strip_tool_output(text), statuses, precise=False, response=text)
 
     @classmethod
     def from_trajectory(
@@ -82,8 +86,10 @@ class Sample:
         if not segments:
             if completion is None:
                 return cls("", statuses, precise=True)
-            return cls(strip_tool_output(_completion_text(completion)), statuses, precise=True)
-        return cls("".join(t for k, t in segments if k == "model"), statuses, precise=True)
+            text = _completion_text(completion)
+            return cls(strip_tool_output(text), statuses, precise=True, response=text)
+        model = "".join(t for k, t in segments if k == "model")
+        return cls(model, statuses, precise=True, response="".join(t for _, t in segments))
 
 
 def _completion_text(completion: Any) -> str:
@@ -156,23 +162,31 @@ class BatchReward(ABC):
         return self.score_batch([trajectory], [answer])[0]
 
     def score_batch(
-        self, trajectories: Sequence[Trajectory | Mapping[str, Any]], answers: Sequence[str | None]
+        self,
+        trajectories: Sequence[Trajectory | Mapping[str, Any]],
+        answers: Sequence[str | None],
+        questions: Sequence[str | None] | None = None,
     ) -> list[RewardOutput]:
-        """Score trajectories (or their dicts) against reference answers."""
-        return self.score_samples(*self._prepare(trajectories, answers))
+        """Score trajectories (or their dicts) against reference answers (`questions`: the problem texts)."""
+        return self.score_samples(*self._prepare(trajectories, answers, questions))
 
     async def ascore_batch(
-        self, trajectories: Sequence[Trajectory | Mapping[str, Any]], answers: Sequence[str | None]
+        self,
+        trajectories: Sequence[Trajectory | Mapping[str, Any]],
+        answers: Sequence[str | None],
+        questions: Sequence[str | None] | None = None,
     ) -> list[RewardOutput]:
         """Async `score_batch`: does not block the event loop while answers are verified."""
-        return await self.ascore_samples(*self._prepare(trajectories, answers))
+        return await self.ascore_samples(*self._prepare(trajectories, answers, questions))
 
     def _prepare(
-        self, trajectories: Sequence[Any], answers: Sequence[Any]
+        self, trajectories: Sequence[Any], answers: Sequence[Any], questions: Sequence[Any] | None = None
     ) -> tuple[list[Sample], list[str | None]]:
         if len(trajectories) != len(answers):
             raise ValueError(f"{len(trajectories)} trajectories but {len(answers)} answers")
-        return [Sample.from_trajectory(t) for t in trajectories], _answers(answers)
+        return _with_questions([Sample.from_trajectory(t) for t in trajectories], questions), _answers(
+            answers
+        )
 
     def __call__(
         self,
@@ -190,7 +204,8 @@ class BatchReward(ABC):
         ```` ```output ```` and `<interpreter>` blocks ignored. The breakdown means are logged through
         TRL's `log_metric` as `<name>/<part>`; full outputs stay in `last_outputs`.
         """
-        samples = self._samples(completions, trajectories)
+        question = kwargs.get("problem") if kwargs.get("problem") is not None else kwargs.get("question")
+        samples = _with_questions(self._samples(completions, trajectories), question)
         if answer is None:
             answer = (
                 kwargs.get("solution") if kwargs.get("solution") is not None else kwargs.get("ground_truth")
@@ -230,6 +245,17 @@ class BatchReward(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _with_questions(samples: list[Sample], questions: Sequence[Any] | None) -> list[Sample]:
+    """Attach the problem texts (a dataset's `problem` column); anything but strings is ignored."""
+    if questions is None:
+        return samples
+    if len(questions) != len(samples):
+        raise ValueError(f"{len(samples)} samples but {len(questions)} questions")
+    return [
+        replace(s, question=q) if isinstance(q, str) else s for s, q in zip(samples, questions, strict=True)
+    ]
 
 
 def _answers(answers: Sequence[Any]) -> list[str | None]:
