@@ -98,6 +98,7 @@ EQUIVALENCES: list[tuple[str, str, bool]] = [
     ("2, 3", r"x=2 \text{ or } x=3", True),
     ("2,3", r"2 \text{ and } 3", True),
     ("-2,3", "x=-2, x=3", True),
+    ("1.68,0.45", "x = 1.68,0.45", True),  # decimals read exactly inside an equation
     ("a=1, b=2", "b=2, a=1", True),
     (r"\{1,2,3\}", r"\{1,2\}", False),
     # tuples, vectors, matrices
@@ -135,6 +136,7 @@ EQUIVALENCES: list[tuple[str, str, bool]] = [
     ("C", "(C)", True),
     (r"\text{(A)}", "(A)", True),
     ("A", r"\text{A}", True),
+    (r"\frac 59", r"\text{\frac 59}", True),  # math-verify reads 59: the string fallback still runs
     (r"\text{Evelyn}", "Evelyn", True),
     (r"\text{odd}", "odd", True),
     (r"\text{Yes}", "yes", True),

@@ -132,7 +132,8 @@ _LIST_WORDS = re.compile(
     r"\\(?:text|mbox|textrm)\s*\{\s*(?:and|or)\s*\}|\\q?quad(?![A-Za-z])|(?<=\s)(?:and|or)(?=\s)|;"
 )
 _RELATION = re.compile(
-    r"[<>]|\\(?:le|ge|leq|geq|lt|gt|ne|neq|approx|sim|equiv|in|iff|implies|Rightarrow)(?![A-Za-z])"
+    r"[<>]|\\(?:le|ge|leq|geq|leqslant|geqslant|lt|gt|ne|neq|approx|sim|equiv|in|iff|implies|Rightarrow)"
+    r"(?![A-Za-z])"
 )
 
 

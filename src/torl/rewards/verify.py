@@ -175,7 +175,8 @@ def _parse(s: str, letters: bool = False) -> tuple:
 
 def _exact(x: object) -> object:
     """Decimals as exact rationals (`0.333333` is 333333/1000000, not 1/3 rounded to 6 places)."""
-    from sympy import Basic, Float, Rational
+    from sympy import Basic, Float, Rational, evaluate
+    from sympy.logic.boolalg import BooleanAtom
     from sympy.matrices import MatrixBase
 
     if isinstance(x, MatrixBase):
@@ -186,7 +187,14 @@ def _exact(x: object) -> object:
     if not floats:
         return x
     try:
-        return x.xreplace({f: Rational(str(f)) for f in floats})
+        mapping = {f: Rational(str(f)) for f in floats}
+        new = x.xreplace(mapping)
+        if isinstance(new, BooleanAtom) and not isinstance(
+            x, BooleanAtom
+        ):  # Eq(x, {1.5}) must not become False
+            with evaluate(False):
+                new = x.xreplace(mapping)
+        return new
     except (TypeError, ValueError):  # nan, inf
         return x
 
@@ -240,6 +248,7 @@ class _Ctx:
 def _math_verify(pred: str, ref: str, ctx: _Ctx) -> Verdict:
     """math-verify on both answers (`ref` is the gold side), decimals read exactly; numbers and
     percentages compared by `forms.numbers_equal`; then `rel_tol` if given; then the string fallback."""
+    rule: Method = "math_verify"
     gold = _parse(ref)
     # A reference with variables (or a letter multiplied in, `5 \cdot m`): a letter is no unit, on both sides
     letters = bool(gold and getattr(gold[0], "free_symbols", None)) or _TIMES_LETTER.search(ref) is not None
@@ -247,15 +256,16 @@ def _math_verify(pred: str, ref: str, ctx: _Ctx) -> Verdict:
     if gold and target:
         a, b = _sympy_number(gold[0]), _sympy_number(target[0])
         if a is not None and b is not None:
-            ok = forms.numbers_equal(a, b, ctx.rel_tol)
-            return Verdict(ok, "percent" if a[1] or b[1] else "numeric")
+            rule = "percent" if a[1] or b[1] else "numeric"
+            if forms.numbers_equal(a, b, ctx.rel_tol):
+                return Verdict(True, rule)
         if _mv().verify(list(gold), list(target), timeout_seconds=None):
             return Verdict(True, "math_verify")
         if ctx.rel_tol and _close(gold[0], target[0], ctx.rel_tol):
             return Verdict(True, "tolerance")
     if _loose(pred) == _loose(ref) and _loose(ref):
         return Verdict(True, "string_fallback")
-    return Verdict(False, "math_verify")
+    return Verdict(False, rule)
 
 
 def _sub(pred: str, ref: str, ctx: _Ctx, rule: Method) -> Verdict:
