@@ -231,3 +231,4 @@ class Reward(Protocol):
     name: str
 
     def score(self, trajectory: Trajectory, answer: str) -> RewardOutput: ...
+

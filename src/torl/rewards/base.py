@@ -184,9 +184,8 @@ class BatchReward(ABC):
     ) -> tuple[list[Sample], list[str | None]]:
         if len(trajectories) != len(answers):
             raise ValueError(f"{len(trajectories)} trajectories but {len(answers)} answers")
-        return _with_questions([Sample.from_trajectory(t) for t in trajectories], questions), _answers(
-            answers
-        )
+        samples = _with_questions([Sample.from_trajectory(t) for t in trajectories], questions)
+        return samples, _answers(answers)
 
     def __call__(
         self,
