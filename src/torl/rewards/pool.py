@@ -38,9 +38,9 @@ from torl.rewards.verify import Verdict, quick_check
 logger = logging.getLogger(__name__)
 
 _MAX_START_FAILURES = 3
+_START_TIMEOUT_S = 120.0
 _Key = tuple[str, str, bool, str | None, float | None]
 """A cached comparison: pred, ref, quick, question (when it matters), rel_tol."""
-_START_TIMEOUT_S = 120.0
 
 
 class PoolError(RuntimeError):
@@ -197,8 +197,8 @@ class VerifyPool:
     ) -> Future:
         """Compare `pred` with the reference `ref` (bare answers); a Future of a `Verdict` that never raises.
 
-        With `quick=False` every pair goes through math-verify (the string and plain-number shortcuts are
-        skipped). `question` and `rel_tol` as in `check_pair`.
+        With `quick=False` the string and plain-number shortcuts are skipped: every pair is parsed by
+        math-verify (the answer rules still apply). `question` and `rel_tol` as in `check_pair`.
         """
         if quick and (decided := quick_check(pred, ref, rel_tol)) is not None:
             self._stats["quick"] += 1
