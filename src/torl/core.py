@@ -301,6 +301,9 @@ class RewardOutput(BaseModel):
     reason: str | None = None
     answer: str | None = None
     """The final answer the reward read from the trajectory (None when it found none or reads no answer)."""
+    rule: str | None = None
+    """Which answer rule decided ("exact", "integer", "numeric", "percent", "math_verify", "tolerance",
+    "assignment", "asked_variable", "choice", "list", "string_fallback"; "no_answer", "timeout", "error")."""
 
 
 @runtime_checkable

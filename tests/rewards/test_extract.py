@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from torl.rewards import extract_answer, strip_tool_output
+from torl.rewards.extract import strip_code
 
 
 @pytest.mark.parametrize(
@@ -37,6 +38,34 @@ def test_tool_output_is_not_the_answer():
     assert extract_answer(strip_tool_output(only_tool)) is None
     interp = "<interpreter>\\boxed{7}</interpreter> hence \\boxed{6} <interpreter>\\boxed{5}"
     assert extract_answer(strip_tool_output(interp)) == "6"
+
+
+CELL = "```python\nprint(r'\\boxed{7}')\n```\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (CELL + "```output\n\\boxed{7}\n```\nSo \\boxed{8}.", "8"),  # a rendered transcript
+        (CELL + "```output\n\\boxed{7}\n```\n", None),  # the box is only in the cell and its output
+        (CELL + "```output" + "So \\boxed{8}.", "8"),  # model_text: the output marker, then the model
+        (CELL + "```output" + "Hence:\n```python\nx = r'\\boxed{9}'\n```\n```output" + "done", None),
+        ("So \\boxed{8}. ```python\nprint(r'\\boxed{7}')", "8"),  # an unclosed cell, to the end
+        ("```\n\\boxed{7}\n``` and \\boxed{8}", "8"),  # a fence without a language
+        ("```py print(r'\\boxed{7}')``` and \\boxed{8}", "8"),
+        ("<code>\\boxed{7}</code> hence \\boxed{6} <code>\\boxed{5}", "6"),  # <code>, closed or not
+        ("inline `\\boxed{7}` is prose: \\boxed{7}", "7"),
+    ],
+)
+def test_code_cells_are_not_the_answer(text, expected):
+    assert extract_answer(strip_code(strip_tool_output(text))) == expected
+    assert extract_answer(strip_tool_output(text)) is not None  # without strip_code a box was taken
+
+
+def test_strip_code_keeps_prose_and_output_markers():
+    assert strip_code("no code at all") == "no code at all"
+    assert strip_code(CELL + "```output" + "So") == "\n```outputSo"
+    assert strip_code("a ```python\nx\n``` b <code>y</code> c") == "a  b  c"
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import pytest
 from torl.rewards import VerifyPool
 from torl.rewards.pool import JobTimeout, PoolClosed, WorkerDied
 
-PAIRS = [
-    ("0.5", r"\frac12"),
+PAIRS = [  # none decided by the quick checks in this process
+    (r"\frac{\sqrt{4}}{4}", "0.5"),
     ("x=5", "5"),
     ("[0,1]", "[0,1)"),
     (r"\sqrt{12}", r"2\sqrt3"),
@@ -112,7 +112,7 @@ def test_idle_worker_death_is_noticed():
         p.start()
         (pid,) = p.worker_pids
         os.kill(pid, signal.SIGKILL)
-        assert p.verify("0.5", r"\frac12").result(timeout=30).correct is True
+        assert p.verify("0.5", r"\frac12", quick=False).result(timeout=30).correct is True
         assert p.worker_pids != [pid]
 
 

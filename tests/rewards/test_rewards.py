@@ -63,8 +63,12 @@ def test_math_answer_reward_on_trajectories(pool):
     }  # a box in tool output is no answer
     assert outs[0].breakdown == {"correct": 1.0, "has_answer": 1.0, "unverified": 0.0}
     assert r.score(GOOD, "1/2") == RewardOutput(
-        score=1.0, breakdown={"correct": 1.0, "has_answer": 1.0, "unverified": 0.0}, answer="\\frac{1}{2}"
+        score=1.0,
+        breakdown={"correct": 1.0, "has_answer": 1.0, "unverified": 0.0},
+        answer="\\frac{1}{2}",
+        rule="numeric",
     )
+    assert [o.rule for o in outs] == ["numeric", "no_answer", "numeric", "numeric"]
 
 
 def test_torl_reward_values_and_default_penalty_off(torl):

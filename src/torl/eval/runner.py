@@ -278,6 +278,7 @@ async def evaluate(
                 problem_id=p.id,
                 sample=i,
                 answer=p.answer,
+                problem=p.problem,
                 eval_settings=settings.fingerprint(),
             )
         await score_trajectories(trajs, reward)

@@ -10,7 +10,7 @@ Every reward is also a TRL `reward_funcs` callable and reports a per-sample brea
 
 from torl.rewards.answer import MathAnswerReward, ToRLReward
 from torl.rewards.base import BatchReward, Sample, WeightedReward
-from torl.rewards.extract import AnswerFormat, extract_answer, strip_tool_output
+from torl.rewards.extract import AnswerFormat, extract_answer, strip_code, strip_tool_output
 from torl.rewards.pool import VerifyPool, default_pool
 from torl.rewards.shaping import ExecutionPenalty, FormatReward, ToolUseReward
 from torl.rewards.verify import Verdict, math_equal
@@ -30,5 +30,6 @@ __all__ = [
     "default_pool",
     "extract_answer",
     "math_equal",
+    "strip_code",
     "strip_tool_output",
 ]

@@ -15,6 +15,12 @@ from typing import Any
 from torl.rewards.verify import Verdict, check_pair
 
 
+def _check(
+    pred: str, ref: str, timeout_s: float | None, quick: bool, question: str | None, rel_tol: float | None
+) -> Verdict:
+    return check_pair(pred, ref, timeout_s, quick, question=question, rel_tol=rel_tol)
+
+
 def _sleep(seconds: float) -> str:
     time.sleep(seconds)
     return "slept"
@@ -25,7 +31,7 @@ def _exit(code: int) -> None:
 
 
 TASKS: dict[str, Callable[..., Any]] = {
-    "check": check_pair,
+    "check": _check,
     "ping": lambda: os.getpid(),
     # fault injection for tests of the pool: a hang and a crash
     "sleep": _sleep,
@@ -43,6 +49,7 @@ _WARMUP = [
     ("x^2+2x+1", "(x+1)^2"),
     (r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}1\\3\end{pmatrix}"),
     (r"5\text{ cm}", r"50\%"),
+    ("-48g", "-48*g"),  # the parse that keeps letters
 ]
 
 

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from torl.core import RewardOutput
 from torl.rewards.base import BatchReward, Sample
-from torl.rewards.extract import AnswerFormat, extract_answer
+from torl.rewards.extract import AnswerFormat, extract_answer, strip_code
 from torl.rewards.pool import VerifyPool, default_pool
 from torl.rewards.shaping import ExecutionPenalty
 from torl.rewards.verify import Verdict
 
 logger = logging.getLogger(__name__)
 
+AnswerSource = Literal["prose", "response"]
+
 
 class MathAnswerReward(BatchReward):
     """Is the final answer of the model's own text equal to the reference? Verified with math-verify.
 
-    The final answer is the last `\\boxed{}` of what the model wrote (a box inside tool output does not
-    count), or the last `<answer>...</answer>` with `answer_format="answer_tag"` (ZERO-TIR, reward 1/0).
+    The final answer is the last `\\boxed{}` of the model's own prose (a box inside a code cell or in tool
+    output does not count), or the last `<answer>...</answer>` with `answer_format="answer_tag"`
+    (ZERO-TIR, reward 1/0). `answer_source="response"` takes it from the whole response instead, tool
+    output and code included, as ToRL does.
     Verification runs in a `VerifyPool` (hard per-item time limit); an item that could not be verified
     scores `on_failure` (None by default: TRL 1.16 gives a sample that every reward function scores None
     advantage 0, outside its group's baseline; beside other reward functions a None counts as 0), and the
@@ -39,8 +43,13 @@ class MathAnswerReward(BatchReward):
         pool: the verification pool (default: the shared `default_pool()`).
         timeout_s: per-item time limit (default: the pool's).
         name: name in logs and breakdowns.
+        answer_source: `"prose"` (the model's text without code cells) or `"response"` (everything).
+        rel_tol: accept numbers within this relative error (e.g. 1e-4, the Qwen2.5-Math grader's);
+            None (default): numbers must be exact.
 
-    Breakdown: `correct` (1/0, None if unverified), `has_answer` (1/0), `unverified` (1/0).
+    Breakdown: `correct` (1/0, None if unverified), `has_answer` (1/0), `unverified` (1/0). Each output's
+    `rule` names the answer rule that decided. The problem text (a `problem` or `question` column, or
+    `questions=` of `score_batch`) lets `a = 4, r = 0` count for a question that asks for `a`.
     """
 
     name = "math_answer"
@@ -57,13 +66,21 @@ class MathAnswerReward(BatchReward):
         pool: VerifyPool | None = None,
         timeout_s: float | None = None,
         name: str | None = None,
+        answer_source: AnswerSource = "prose",
+        rel_tol: float | None = None,
     ) -> None:
         super().__init__(name, tir_format)
         if answer_format is None:
             answer_format = self.tir_format.answer_format if self.tir_format is not None else "boxed"
         if answer_format not in ("boxed", "answer_tag"):
             raise ValueError(f"unknown answer_format {answer_format!r}: use 'boxed' or 'answer_tag'")
+        if answer_source not in ("prose", "response"):
+            raise ValueError(f"unknown answer_source {answer_source!r}: use 'prose' or 'response'")
+        if rel_tol is not None and not 0 <= rel_tol < 1:
+            raise ValueError(f"rel_tol must be in [0, 1), got {rel_tol}")
         self.answer_format: AnswerFormat = answer_format
+        self.answer_source: AnswerSource = answer_source
+        self.rel_tol = rel_tol
         self.correct = float(correct)
         self.wrong = float(wrong)
         self.no_answer = self.wrong if no_answer is None else float(no_answer)
@@ -77,7 +94,7 @@ class MathAnswerReward(BatchReward):
         return self._pool if self._pool is not None else default_pool()
 
     def __getstate__(self) -> dict:
-        state = super().__getstate__()
+        state = dict(self.__dict__)
         state["_pool"] = None  # a pool holds processes: the unpickled reward uses the default pool
         return state
 
@@ -88,10 +105,23 @@ class MathAnswerReward(BatchReward):
             raise ValueError(f"{len(samples)} samples but {len(answers)} answers")
         return [
             (pred, ref)
-            if (pred := extract_answer(s.text, self.answer_format)) is not None and ref and ref.strip()
+            if (pred := extract_answer(self._answer_text(s), self.answer_format)) is not None
+            and ref
+            and ref.strip()
             else None
             for s, ref in zip(samples, answers, strict=True)
         ]
+
+    def _answer_text(self, s: Sample) -> str:
+        if self.answer_source == "response":
+            return s.response if s.response is not None else s.text
+        return strip_code(s.text, self.tir_format)
+
+    @staticmethod
+    def _pending(samples: Sequence[Sample], pairs: list[tuple[str, str] | None]) -> tuple[list, list]:
+        """The pairs to verify and their questions."""
+        kept = [(p, s.question) for s, p in zip(samples, pairs, strict=True) if p is not None]
+        return [p for p, _ in kept], [q for _, q in kept]
 
     def _outputs(
         self, pairs: list[tuple[str, str] | None], verdicts: list[Verdict], answers: Sequence[str | None]
@@ -110,6 +140,7 @@ class MathAnswerReward(BatchReward):
                         score=self.no_answer,
                         breakdown={"correct": 0.0, "has_answer": 0.0, "unverified": 0.0},
                         reason="no final answer",
+                        rule="no_answer",
                     )
                 )
             else:
@@ -121,6 +152,7 @@ class MathAnswerReward(BatchReward):
                             breakdown={"correct": None, "has_answer": 1.0, "unverified": 1.0},
                             reason=f"verification {v.method}: {v.reason}",
                             answer=pair[0],
+                            rule=v.method,
                         )
                     )
                 else:
@@ -129,20 +161,25 @@ class MathAnswerReward(BatchReward):
                             score=self.correct if v.correct else self.wrong,
                             breakdown={"correct": float(v.correct), "has_answer": 1.0, "unverified": 0.0},
                             answer=pair[0],
+                            rule=v.method,
                         )
                     )
         return outputs
 
     def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
         pairs = self._extract(samples, answers)
-        verdicts = self.pool.verify_many([p for p in pairs if p is not None], self.timeout_s)
+        pending, questions = self._pending(samples, pairs)
+        verdicts = self.pool.verify_many(pending, self.timeout_s, questions=questions, rel_tol=self.rel_tol)
         return self._outputs(pairs, verdicts, answers)
 
     async def ascore_samples(
         self, samples: Sequence[Sample], answers: Sequence[str | None]
     ) -> list[RewardOutput]:
         pairs = self._extract(samples, answers)
-        verdicts = await self.pool.averify_many([p for p in pairs if p is not None], self.timeout_s)
+        pending, questions = self._pending(samples, pairs)
+        verdicts = await self.pool.averify_many(
+            pending, self.timeout_s, questions=questions, rel_tol=self.rel_tol
+        )
         return self._outputs(pairs, verdicts, answers)
 
 
@@ -177,8 +214,12 @@ class ToRLReward(MathAnswerReward):
         pool: VerifyPool | None = None,
         timeout_s: float | None = None,
         name: str | None = None,
+        answer_source: AnswerSource = "prose",
+        rel_tol: float | None = None,
     ) -> None:
         super().__init__(
+            answer_source=answer_source,
+            rel_tol=rel_tol,
             answer_format=answer_format,
             tir_format=tir_format,
             correct=correct,

@@ -8,7 +8,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torl.core import RewardOutput, Trajectory
@@ -30,6 +30,10 @@ class Sample:
     text: str
     tool_statuses: tuple[str, ...] = ()
     precise: bool = False
+    response: str | None = None
+    """The whole response, tool output included (ToRL takes its answer from it); None: same as `text`."""
+    question: str | None = None
+    """The problem text, when the dataset has a `problem` (or `question`) column."""
 
     @property
     def num_tool_calls(self) -> int:
@@ -47,7 +51,7 @@ class Sample:
         fmt = formats_of(tir_format)
         outputs = next((o for f in fmt if (o := f.env_outputs(text))), [])
         statuses = tuple(guess_status(o) for o in outputs)
-        return cls(strip_tool_output(text, tir_format), statuses, precise=False)
+        return cls(strip_tool_output(text, tir_format), statuses, precise=False, response=text)
 
     @classmethod
     def from_trajectory(
@@ -77,8 +81,10 @@ class Sample:
         if not segments:
             if completion is None:
                 return cls("", statuses, precise=True)
-            return cls(strip_tool_output(_completion_text(completion)), statuses, precise=True)
-        return cls("".join(t for k, t in segments if k == "model"), statuses, precise=True)
+            text = _completion_text(completion)
+            return cls(strip_tool_output(text), statuses, precise=True, response=text)
+        model = "".join(t for k, t in segments if k == "model")
+        return cls(model, statuses, precise=True, response="".join(t for _, t in segments))
 
 
 def _completion_text(completion: Any) -> str:
@@ -144,57 +150,74 @@ class BatchReward(ABC):
         return self.score_batch([trajectory], [answer])[0]
 
     def score_batch(
-        self, trajectories: Sequence[Trajectory | Mapping[str, Any]], answers: Sequence[str | None]
+        self,
+        trajectories: Sequence[Trajectory | Mapping[str, Any]],
+        answers: Sequence[str | None],
+        questions: Sequence[str | None] | None = None,
     ) -> list[RewardOutput]:
-        """Score trajectories (or their dicts) against reference answers."""
-        return self.score_samples(*self._prepare(trajectories, answers))
+        """Score trajectories (or their dicts) against reference answers (`questions`: the problem texts)."""
+        return self.score_samples(*self._prepare(trajectories, answers, questions))
 
     async def ascore_batch(
-        self, trajectories: Sequence[Trajectory | Mapping[str, Any]], answers: Sequence[str | None]
+        self,
+        trajectories: Sequence[Trajectory | Mapping[str, Any]],
+        answers: Sequence[str | None],
+        questions: Sequence[str | None] | None = None,
     ) -> list[RewardOutput]:
         """Async `score_batch`: does not block the event loop while answers are verified."""
-        return await self.ascore_samples(*self._prepare(trajectories, answers))
+        return await self.ascore_samples(*self._prepare(trajectories, answers, questions))
 
     def score_trajectories(
-        self, trajectories: Sequence[Trajectory], answers: Sequence[str | None] | None = None
+        self,
+        trajectories: Sequence[Trajectory],
+        answers: Sequence[str | None] | None = None,
+        questions: Sequence[str | None] | None = None,
     ) -> list[RewardOutput]:
-        """Score trajectories and write the result onto them (see `record`); `answers` defaults to each
-        trajectory's `metadata["answer"]`. The one way training, evaluation and the nano run score."""
+        """Score trajectories and write the result onto them (see `record`); `answers` and `questions`
+        default to each trajectory's `metadata["answer"]` and `metadata["problem"]`. The one way
+        evaluation, the nano run and rescoring score (training goes through TRL's call, which records too)."""
         answers = _answers_of(trajectories, answers)
-        outputs = self.score_batch(trajectories, answers)
+        questions = questions if questions is not None else [t.metadata.get("problem") for t in trajectories]
+        outputs = self.score_batch(trajectories, answers, questions)
         for t, out in zip(trajectories, outputs, strict=True):
             self.record(t, out, total=True)
         return outputs
 
     async def ascore_trajectories(
-        self, trajectories: Sequence[Trajectory], answers: Sequence[str | None] | None = None
+        self,
+        trajectories: Sequence[Trajectory],
+        answers: Sequence[str | None] | None = None,
+        questions: Sequence[str | None] | None = None,
     ) -> list[RewardOutput]:
         """Async `score_trajectories`."""
         answers = _answers_of(trajectories, answers)
-        outputs = await self.ascore_batch(trajectories, answers)
+        questions = questions if questions is not None else [t.metadata.get("problem") for t in trajectories]
+        outputs = await self.ascore_batch(trajectories, answers, questions)
         for t, out in zip(trajectories, outputs, strict=True):
             self.record(t, out, total=True)
         return outputs
 
     def record(self, trajectory: Trajectory, output: RewardOutput, *, total: bool = False) -> None:
         """Write a score onto its trajectory: `reward_breakdown[name]` and `[name/part]`, the one
-        `reward_breakdown["correct"]` (read it as `Trajectory.correct`) and `metadata["pred"]` when this
-        reward judges answers, and `reward` itself when this reward is the total (`total=True`)."""
+        `reward_breakdown["correct"]` (read it as `Trajectory.correct`), `metadata["pred"]` and
+        `metadata["rule"]` (which check decided) when this reward judges answers, and `reward` itself when this reward is the total (`total=True`)."""
         bd = trajectory.reward_breakdown
         bd[self.name] = output.score
         bd.update({f"{self.name}/{k}": v for k, v in output.breakdown.items()})
         if "correct" in output.breakdown:
             bd["correct"] = output.breakdown["correct"]
             trajectory.metadata["pred"] = output.answer
+            trajectory.metadata["rule"] = output.rule
         if total:
             trajectory.reward = output.score
 
     def _prepare(
-        self, trajectories: Sequence[Any], answers: Sequence[Any]
+        self, trajectories: Sequence[Any], answers: Sequence[Any], questions: Sequence[Any] | None = None
     ) -> tuple[list[Sample], list[str | None]]:
         if len(trajectories) != len(answers):
             raise ValueError(f"{len(trajectories)} trajectories but {len(answers)} answers")
-        return [Sample.from_trajectory(t) for t in trajectories], _answers(answers)
+        samples = _with_questions([Sample.from_trajectory(t) for t in trajectories], questions)
+        return samples, _answers(answers)
 
     def __call__(
         self,
@@ -213,7 +236,8 @@ class BatchReward(ABC):
         text, with the format's tool output ignored. The breakdown means are logged through TRL's
         `log_metric` as `<name>/<part>`.
         """
-        samples = self._samples(completions, trajectories)
+        question = kwargs.get("problem") if kwargs.get("problem") is not None else kwargs.get("question")
+        samples = _with_questions(self._samples(completions, trajectories), question)
         if answer is None:
             answer = (
                 kwargs.get("solution") if kwargs.get("solution") is not None else kwargs.get("ground_truth")
@@ -258,6 +282,17 @@ def _answers_of(trajectories: Sequence[Trajectory], answers: Sequence[Any] | Non
     if len(answers) != len(trajectories):
         raise ValueError(f"{len(trajectories)} trajectories but {len(answers)} answers")
     return _answers(answers)
+
+
+def _with_questions(samples: list[Sample], questions: Sequence[Any] | None) -> list[Sample]:
+    """Attach the problem texts (a dataset's `problem` column); anything but strings is ignored."""
+    if questions is None:
+        return samples
+    if len(questions) != len(samples):
+        raise ValueError(f"{len(samples)} samples but {len(questions)} questions")
+    return [
+        replace(s, question=q) if isinstance(q, str) else s for s, q in zip(samples, questions, strict=True)
+    ]
 
 
 def _answers(answers: Sequence[Any]) -> list[str | None]:
@@ -312,12 +347,12 @@ class WeightedReward(BatchReward):
             total: float | None = 0.0
             reasons = []
             breakdown: dict[str, float | None] = {}
-            answer = None
+            answer = rule = None
             for (part, weight), out in zip(self.parts, row, strict=True):
                 breakdown[part.name] = out.score
                 breakdown.update({f"{part.name}/{k}": v for k, v in out.breakdown.items()})
                 if "correct" in out.breakdown and "correct" not in breakdown:  # the first judge speaks
-                    breakdown["correct"], answer = out.breakdown["correct"], out.answer
+                    breakdown["correct"], answer, rule = out.breakdown["correct"], out.answer, out.rule
                 if out.reason:
                     reasons.append(f"{part.name}: {out.reason}")
                 if weight == 0:
@@ -327,6 +362,8 @@ class WeightedReward(BatchReward):
                 else:
                     total += weight * out.score
             outputs.append(
-                RewardOutput(score=total, breakdown=breakdown, reason="; ".join(reasons) or None, answer=answer)
+                RewardOutput(
+                    score=total, breakdown=breakdown, reason="; ".join(reasons) or None, answer=answer, rule=rule
+                )
             )
         return outputs

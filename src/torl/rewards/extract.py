@@ -45,6 +45,19 @@ def _all_formats(registry: tuple) -> tuple[TIRFormat, ...]:
     return tuple(cls() for _, cls in registry)
 
 
+def strip_code(text: str, tir_format: str | TIRFormat | None = None) -> str:
+    """Remove the code cells the model wrote (`TIRFormat.strip_code`): those of `tir_format`, or of every
+    registered format when it is None (```` ```python ````, `<code>`, `<tool_call>` blocks).
+
+    An unclosed cell (a truncated transcript, or a cell the model never closed) is removed up to the end
+    of the text. Apply this to the model's own text (`Trajectory.model_text`) or to a transcript after
+    `strip_tool_output`, never before it. What is left is the model's prose.
+    """
+    for fmt in formats_of(tir_format):
+        text = fmt.strip_code(text)
+    return text
+
+
 def _braced(text: str, open_at: int) -> tuple[str, int] | None:
     """Content of the brace group opening at `text[open_at] == "{"` and the index after it; None if unclosed."""
     depth = 0
@@ -111,8 +124,9 @@ def _answer_tag(text: str) -> str | None:
 def extract_answer(text: str, answer_format: AnswerFormat = "boxed") -> str | None:
     """The final answer of the model's own text, or None if there is none.
 
-    `text` should be the model's own text (`Trajectory.model_text`); when only a rendered transcript is at
-    hand, pass it through `strip_tool_output` first (the rewards do this for you).
+    `text` should be the model's own prose: `strip_code(Trajectory.model_text)`; when only a rendered
+    transcript is at hand, `strip_code(strip_tool_output(transcript))` (the rewards do this for you), so
+    that a box written inside a code cell, or printed by it, is not taken for the answer.
 
     Args:
         text: what the model wrote.

@@ -32,12 +32,15 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Self
 
+from torl.rewards import forms
 from torl.rewards.verify import Verdict, quick_check
 
 logger = logging.getLogger(__name__)
 
 _MAX_START_FAILURES = 3
 _START_TIMEOUT_S = 120.0
+_Key = tuple[str, str, bool, str | None, float | None]
+"""A cached comparison: pred, ref, quick, question (when it matters), rel_tol."""
 
 
 class PoolError(RuntimeError):
@@ -52,7 +55,7 @@ class WorkerDied(PoolError):
     """The worker running the job died twice (crash, signal, out of memory); it was replaced."""
 
 
-class WorkerError(PoolError):
+class VerifyWorkerError(PoolError):
     """The job raised inside the worker."""
 
 
@@ -72,7 +75,7 @@ class _Job:
 
 
 @dataclass
-class _Slot:
+class _VerifySlot:
     proc: Any
     conn: Any
     ready: bool = False
@@ -132,11 +135,11 @@ class VerifyPool:
         self.prefetch = prefetch
         self._lock: threading.Lock
         self._pending: collections.deque[_Job]
-        self._slots: list[_Slot]
-        self._inflight: dict[tuple[str, str, bool], Future]
+        self._slots: list[_VerifySlot]
+        self._inflight: dict[_Key, Future]
         self._thread: threading.Thread | None
         self._ids = itertools.count()
-        self._cache: collections.OrderedDict[tuple[str, str, bool], Verdict] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[_Key, Verdict] = collections.OrderedDict()
         self._stats = collections.Counter()
         self._closed = False
         self._broken: str | None = None
@@ -163,7 +166,8 @@ class VerifyPool:
     def submit(self, task: str, *args: Any, timeout_s: float | None = None) -> Future:
         """Run a worker task (`"check"`, `"ping"`; `"sleep"`/`"exit"` exist for tests) and return a Future.
 
-        The Future raises `JobTimeout`, `WorkerDied`, `WorkerError` or `PoolClosed` when there is no result.
+        The Future raises `JobTimeout`, `WorkerDied`, `VerifyWorkerError` or `PoolClosed` when there is no
+        result.
         """
         self._check_fork()
         limit = self.timeout_s if timeout_s is None else timeout_s
@@ -181,15 +185,27 @@ class VerifyPool:
             os.write(self._wake_w, b"x")
         return job.future
 
-    def verify(self, pred: str, ref: str, timeout_s: float | None = None, quick: bool = True) -> Future:
+    def verify(
+        self,
+        pred: str,
+        ref: str,
+        timeout_s: float | None = None,
+        quick: bool = True,
+        *,
+        question: str | None = None,
+        rel_tol: float | None = None,
+    ) -> Future:
         """Compare `pred` with the reference `ref` (bare answers); a Future of a `Verdict` that never raises.
 
-        With `quick=False` every pair goes through math-verify (the exact shortcuts are skipped).
+        With `quick=False` the string and plain-number shortcuts are skipped: every pair is parsed by
+        math-verify (the answer rules still apply). `question` and `rel_tol` as in `check_pair`.
         """
-        if quick and (decided := quick_check(pred, ref)) is not None:
+        if quick and (decided := quick_check(pred, ref, rel_tol)) is not None:
             self._stats["quick"] += 1
             return _done(decided)
-        key = (pred, ref, quick)
+        if question is not None and not forms.needs_question(pred, ref):
+            question = None  # keeps cache keys and messages small
+        key = (pred, ref, quick, question, rel_tol)
         self._check_fork()
         with self._lock:
             hit = self._cache.get(key)
@@ -204,22 +220,40 @@ class VerifyPool:
             out: Future = Future()
             self._inflight[key] = out
         limit = self.timeout_s if timeout_s is None else timeout_s
-        raw = self.submit("check", pred, ref, limit, quick, timeout_s=limit)
+        raw = self.submit("check", pred, ref, limit, quick, question, rel_tol, timeout_s=limit)
         raw.add_done_callback(lambda f: self._finish(key, f, out))
         return out
 
     def verify_many(
-        self, pairs: Sequence[tuple[str, str]], timeout_s: float | None = None, quick: bool = True
+        self,
+        pairs: Sequence[tuple[str, str]],
+        timeout_s: float | None = None,
+        quick: bool = True,
+        *,
+        questions: Sequence[str | None] | None = None,
+        rel_tol: float | None = None,
     ) -> list[Verdict]:
-        """Compare many (pred, ref) pairs in parallel; one `Verdict` per pair, in order."""
-        futures = [self.verify(p, r, timeout_s, quick) for p, r in pairs]
+        """Compare many (pred, ref) pairs in parallel; one `Verdict` per pair, in order. `questions`, if
+        given, holds each pair's question (or None)."""
+        qs = _questions(pairs, questions)
+        futures = [self.verify(p, r, timeout_s, quick, question=q, rel_tol=rel_tol) for (p, r), q in qs]
         return [f.result() for f in futures]
 
     async def averify_many(
-        self, pairs: Sequence[tuple[str, str]], timeout_s: float | None = None, quick: bool = True
+        self,
+        pairs: Sequence[tuple[str, str]],
+        timeout_s: float | None = None,
+        quick: bool = True,
+        *,
+        questions: Sequence[str | None] | None = None,
+        rel_tol: float | None = None,
     ) -> list[Verdict]:
         """Async `verify_many`: waits without blocking the event loop."""
-        futures = [asyncio.wrap_future(self.verify(p, r, timeout_s, quick)) for p, r in pairs]
+        qs = _questions(pairs, questions)
+        futures = [
+            asyncio.wrap_future(self.verify(p, r, timeout_s, quick, question=q, rel_tol=rel_tol))
+            for (p, r), q in qs
+        ]
         return list(await asyncio.gather(*futures))
 
     def start(self, timeout_s: float = 300.0) -> VerifyPool:
@@ -278,7 +312,7 @@ class VerifyPool:
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _finish(self, key: tuple[str, str, bool], raw: Future, out: Future) -> None:
+    def _finish(self, key: _Key, raw: Future, out: Future) -> None:
         try:
             verdict = raw.result()
         except JobTimeout as e:
@@ -297,7 +331,7 @@ class VerifyPool:
                     self._cache.popitem(last=False)
         out.set_result(verdict)
 
-    def _spawn(self) -> _Slot:
+    def _spawn(self) -> _VerifySlot:
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[2])  # the directory that holds the torl package
@@ -307,9 +341,9 @@ class VerifyPool:
             proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
-        return _Slot(proc, Connection(ours.detach()))
+        return _VerifySlot(proc, Connection(ours.detach()))
 
-    def _retire(self, slot: _Slot, kill: bool) -> None:
+    def _retire(self, slot: _VerifySlot, kill: bool) -> None:
         if kill and slot.proc.poll() is None:
             slot.proc.kill()
         try:
@@ -324,7 +358,7 @@ class VerifyPool:
         if slot in self._slots:
             self._slots.remove(slot)
 
-    def _lost(self, slot: _Slot, exc: PoolError, kill: bool) -> None:
+    def _lost(self, slot: _VerifySlot, exc: PoolError, kill: bool) -> None:
         job = slot.job
         self._retire(slot, kill)
         queued = list(slot.jobs)[1:]
@@ -386,7 +420,7 @@ class VerifyPool:
                 logger.warning("verification worker not ready after %.0f s: replaced", _START_TIMEOUT_S)
                 self._lost(slot, WorkerDied("worker did not start"), kill=True)
 
-    def _receive(self, slot: _Slot) -> None:
+    def _receive(self, slot: _VerifySlot) -> None:
         try:
             msg = slot.conn.recv()
         except (EOFError, OSError):
@@ -413,7 +447,7 @@ class VerifyPool:
         if ok:
             job.future.set_result(value)
         else:
-            job.future.set_exception(WorkerError(value))
+            job.future.set_exception(VerifyWorkerError(value))
         if self.max_jobs_per_worker and slot.done >= self.max_jobs_per_worker:
             self._retire(slot, kill=False)
 
@@ -463,6 +497,14 @@ class VerifyPool:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _questions(pairs: Sequence[tuple[str, str]], questions: Sequence[str | None] | None) -> list:
+    if questions is None:
+        return [(pair, None) for pair in pairs]
+    if len(questions) != len(pairs):
+        raise ValueError(f"{len(pairs)} pairs but {len(questions)} questions")
+    return list(zip(pairs, questions, strict=True))
 
 
 def _done(value: Any) -> Future:

@@ -141,7 +141,7 @@ class FormatReward(BatchReward):
     def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
         out = []
         for s in samples:
-            has_answer = extract_answer(s.text, self.answer_format) is not None
+            has_answer = extract_answer(self.tir_format.strip_code(s.text), self.answer_format) is not None
             closed = self.code_closed(s.text)
             out.append(
                 RewardOutput(

@@ -73,8 +73,21 @@ def guess_status(observation: str) -> str:
 
 @functools.cache
 def _blocks(fences: tuple[str, str]) -> re.Pattern[str]:
+    # A marker that ends in a word character must end a word: in a model's own text (tool output taken
+    # out) ToRL's "```output" marker runs straight into the model's next words, which are not output.
     start, end = map(re.escape, fences)
+    if fences[0][-1:].isalnum():
+        start += r"(?!\w)"
     return re.compile(rf"{start}(.*?)(?:{end}|\Z)", re.DOTALL)
+
+
+_FENCED_CODE = re.compile(r"```(?!output)[^\n`]*(?:\n.*?)?(?:```|\Z)", re.DOTALL)
+
+
+def strip_fenced_code(text: str) -> str:
+    """Markdown code cells of any language (```` ```python ````, ```` ```py ````, a bare ```` ``` ````), closed or
+    not, left out; ```` ```output ```` markers stay (for formats whose cells are fenced)."""
+    return _FENCED_CODE.sub("", text) if "```" in text else text
 
 
 def _tokenize_plain(tokenizer: Any, text: str) -> list[int]:

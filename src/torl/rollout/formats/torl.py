@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from torl.core import Prompt, ToolCall, ToolResult
-from torl.rollout.formats.base import TIRFormat
+from torl.rollout.formats.base import TIRFormat, strip_fenced_code
 
 TORL_PROMPT_TEMPLATE = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it.\n"
@@ -37,6 +37,9 @@ class ToRLFormat(TIRFormat):
 
     def prompt(self, problem: str) -> Prompt:
         return torl_prompt(problem)
+
+    def strip_code(self, text: str) -> str:
+        return strip_fenced_code(text)
 
     def parse_calls(self, text: str, stopped: bool) -> list[ToolCall]:
         if not stopped:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from torl.core import Prompt, ToolCall, ToolResult
-from torl.rollout.formats.base import TIRFormat
+from torl.rollout.formats.base import TIRFormat, strip_fenced_code
 
 ZERO_TIR_SYSTEM_PROMPT = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
@@ -64,6 +64,9 @@ class ZeroTIRFormat(TIRFormat):
 
     def prompt(self, problem: str) -> Prompt:
         return zero_tir_messages(problem, self.system_prompt)
+
+    def strip_code(self, text: str) -> str:
+        return strip_fenced_code(text)
 
     def observation(self, result: ToolResult) -> str:
         out = result.output if result.ok else (result.output or result.error or result.status)
