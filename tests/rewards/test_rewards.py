@@ -205,7 +205,7 @@ def test_shaping_blocks():
     unclosed = traj(("model", "```python\nprint(1)\n\\boxed{1}"))
     outs = fmt.score_batch([GOOD, BOX_IN_TOOL, unclosed], [None] * 3)
     assert [o.score for o in outs] == [1.0, -1.0, -1.0]
-    assert outs[2].breakdown == {"has_answer": 1.0, "code_closed": 0.0}
+    assert outs[2].breakdown == {"has_answer": 0.0, "code_closed": 0.0}  # a box inside a code cell is code
     assert FormatReward()(prompts=["p"], completions=["<answer>1</answer>"]) == [0.0]
     assert FormatReward(answer_format="answer_tag")(prompts=["p"], completions=["<answer>1</answer>"]) == [
         1.0
