@@ -132,3 +132,47 @@ def test_get_format():
     assert get_format(f) is f
     with pytest.raises(ValueError, match="unknown tir_format"):
         get_format("nope")
+
+
+@pytest.mark.parametrize(
+    ("name", "transcript", "outputs", "prose"),
+    [
+        ("torl", "Hi\n```python\nprint(4)\n```\n```output\n4\n```\nSo \\boxed{4}.", ["\n4\n"], "Hi\n\n\nSo \\boxed{4}."),
+        ("xml", "Hi <code>print(4)</code>\n<interpreter>\n4\n</interpreter>\nSo", ["\n4\n"], "Hi \n\nSo"),
+        ("zero_tir", "<think>```python\nprint(4)\n```\n```output\n4\n```\n</think>", ["\n4\n"], "<think>\n\n</think>"),
+        ("chat", '<tool_call>{"name": "python"}</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n4\n'
+                 "</tool_response><|im_end|>\n<|im_start|>assistant\nSo", ["\n4\n"],
+         "<|im_end|>\n<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\nSo"),
+    ],
+)
+def test_each_format_reads_its_own_text_back(name, transcript, outputs, prose):
+    """The format owns its text: tool output and code cells come back out of a transcript, and the
+    prompt of a problem is the format's."""
+    fmt = get_format(name)
+    assert fmt.env_outputs(transcript) == outputs
+    assert fmt.strip_code(fmt.strip_env(transcript)) == prose
+    assert fmt.code_closed(transcript)
+    opened = {"torl": "```python\nx", "xml": "<code>x", "zero_tir": "```python\nx", "chat": "<tool_call>{"}[name]
+    assert not fmt.code_closed("So " + opened)
+    p = fmt.prompt("What is 2 + 2?")
+    assert (p if isinstance(p, str) else p[-1]["content"]).endswith("What is 2 + 2?" + ("\nAssistant:\n" if isinstance(p, str) else ""))
+
+
+def test_the_registry_makes_a_format_known_everywhere():
+    from torl.rollout import FORMATS, register_format
+    from torl.rollout.formats import ZeroTIRFormat
+
+    class Shouty(ToRLFormat):
+        prompt_template = "SOLVE: {problem}\n"
+
+    register_format("shouty", Shouty)
+    try:
+        assert isinstance(get_format("shouty"), Shouty) and get_format("shouty").prompt("x") == "SOLVE: x\n"
+        assert get_format("zero_tir", system_prompt="S").prompt("q")[0] == {"role": "system", "content": "S"}
+        assert isinstance(get_format("zero_tir"), ZeroTIRFormat) and get_format("zero_tir").answer_format == "answer_tag"
+        with pytest.raises(ValueError, match="unknown tir_format 'nope'"):
+            get_format("nope")
+        with pytest.raises(TypeError):
+            register_format("bad", dict)  # type: ignore[arg-type]
+    finally:
+        FORMATS.pop("shouty")

@@ -129,9 +129,14 @@ class TIRFormat(ABC):
 
     # ----- text: prompts, observations, reading transcripts back -----
 
+    prompt_template: ClassVar[str | None] = None
+    """A raw-text prompt with a `{problem}` field (None: chat messages)."""
+
     def prompt(self, problem: str) -> Prompt:
-        """The prompt of a problem in this format (raw text, or chat messages for the chat template).
-        The default is one user message; raw-text formats override it."""
+        """The prompt of a problem in this format: `prompt_template` filled in (raw text), else one user
+        message for the chat template."""
+        if self.prompt_template is not None:
+            return self.prompt_template.format(problem=problem)
         return [{"role": "user", "content": problem}]
 
     def observation(self, result: ToolResult) -> str:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from torl.core import Prompt, ToolCall, ToolResult
+from torl.core import ToolCall, ToolResult
 from torl.rollout.formats.base import TIRFormat, strip_fenced_code
 
 TORL_PROMPT_TEMPLATE = (
@@ -30,13 +30,11 @@ class ToRLFormat(TIRFormat):
     """
 
     name = "torl"
+    prompt_template = TORL_PROMPT_TEMPLATE
     stop: ClassVar[list[str]] = ["```output"]
     env_fences = ("```output", "```")
     code_fences = ("```python", "```")
     _block = re.compile(r"```python\n(.*?)```", re.DOTALL)
-
-    def prompt(self, problem: str) -> Prompt:
-        return torl_prompt(problem)
 
     def strip_code(self, text: str) -> str:
         return strip_fenced_code(text)

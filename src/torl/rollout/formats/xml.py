@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from torl.core import Prompt, ToolCall, ToolResult
+from torl.core import ToolCall, ToolResult
 from torl.rollout.formats.base import TIRFormat
 
 XML_PROMPT_TEMPLATE = (
@@ -31,13 +31,11 @@ class XMLFormat(TIRFormat):
     """
 
     name = "xml"
+    prompt_template = XML_PROMPT_TEMPLATE
     stop: ClassVar[list[str]] = ["</code>"]
     env_fences = ("<interpreter>", "</interpreter>")
     code_fences = ("<code>", "</code>")
     _block = re.compile(r"<code>(.*?)</code>", re.DOTALL)
-
-    def prompt(self, problem: str) -> Prompt:
-        return xml_prompt(problem)
 
     def parse_calls(self, text: str, stopped: bool) -> list[ToolCall]:
         if not stopped:
