@@ -98,6 +98,20 @@ def _progress_callback(log: Callable[[str], None], total: int):
 
 def run(cfg: NanoConfig | None = None, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the nano job end to end; write results under `cfg.output_dir`; return the results dict."""
+    import torch
+
+    threads, setter = torch.get_num_threads(), torch.set_num_threads
+    try:
+        return _run(cfg, log)
+    finally:
+        # The run picks torch's thread count for its CPU engine, and vLLM's in-process CPU worker replaces
+        # torch.set_num_threads with a no-op: give the caller's process both back (later engines in it,
+        # and processes it forks, would otherwise run with the run's count).
+        torch.set_num_threads = setter
+        setter(threads)
+
+
+def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
     cfg = cfg or NanoConfig()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

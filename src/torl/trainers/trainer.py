@@ -150,6 +150,8 @@ class TIRGRPOTrainer(GRPOTrainer):
         self._last_trajectories: list[Trajectory] | None = None
         self._last_traj_save: int | None = None
 
+        # TRL 1.16 builds its own vllm.LLM inside GRPOTrainer.__init__ whenever args.use_vllm is set, with no
+        # hook to hand it one: where torl supplies the engine (CPU, or the user's LLM) TRL must not see it.
         if self._own_colocate:
             args.use_vllm = False
         try:
