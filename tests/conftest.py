@@ -42,6 +42,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             _missing(f"Docker sandbox unavailable: {problem}")
 
 
+def load_example(folder: str, name: str):
+    """Import `examples/<folder>/<name>.py` as a fresh module (its folder on sys.path while it loads)."""
+    import importlib.util
+    import sys
+
+    where = REPO / "examples" / folder
+    spec = importlib.util.spec_from_file_location(f"example_{folder}_{name}", where / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(where))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(where))
+    return mod
+
+
 def cache_dir() -> Path:
     d = Path(os.environ.get("TORL_TEST_CACHE", Path.home() / ".cache" / "torl-test"))
     d.mkdir(parents=True, exist_ok=True)

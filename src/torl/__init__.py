@@ -39,7 +39,7 @@ __all__ = [
     "TorlError",
     "Trajectory",
     "UserError",
+    "__version__",
     "load_jsonl",
     "save_jsonl",
-    "__version__",
 ]

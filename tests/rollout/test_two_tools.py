@@ -3,31 +3,19 @@ by name in one chat turn (native JSON tool calls) on real vLLM; each call reache
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import cache_dir
+from tests.conftest import cache_dir, load_example
 from torl.rollout import TIRRollout
 from torl.testing.transcripts import CHAT_TWO_TOOLS
 
 from .conftest import RecordingBackend, check_token_exact, check_transcript, make_tool
 
 pytestmark = pytest.mark.vllm
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_tool"
 
 
 def _calculator():
-    spec = importlib.util.spec_from_file_location("calc_example_two_tools", EXAMPLE / "calculator_tool.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(EXAMPLE))
-    return mod.CalculatorTool()
+    return load_example("custom_tool", "calculator_tool").CalculatorTool()
 
 
 class Counted:

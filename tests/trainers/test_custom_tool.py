@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
-import sys
-from pathlib import Path
 
+from tests.conftest import load_example
 from torl.core import ToolCall
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_tool"
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f"calc_example_{name}", EXAMPLE / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(EXAMPLE))
-    return mod
+    return load_example("custom_tool", name)
 
 
 async def test_calculator_tool():

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_example
 from torl.core import ToolCall, ToolResult
 
 RECIPES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
 
 
 def _module(name):
-    spec = importlib.util.spec_from_file_location(f"recipes_{name}", RECIPES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(RECIPES))
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(RECIPES))
-    return mod
+    return load_example("recipes", name)
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from torl.eval.runner import (
     EvalResult,
     EvalSettings,
     ResultsFile,
+    default_reward,
     evaluate,
     evaluate_model,
-    default_reward,
     prompt_for,
     score_trajectories,
 )

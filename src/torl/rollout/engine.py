@@ -25,16 +25,16 @@ import logging
 import threading
 import time
 import weakref
-from dataclasses import replace
 from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from torl.core import Prompt, Segment, Tool, ToolCall, ToolCallRecord, ToolResult, Trajectory
 from torl.rollout.backends import (
     GenerationBackend,
     GenerationRequest,
-    Sampling,
     HTTPBackend,
+    Sampling,
     TransformersBackend,
     VLLMAsyncBackend,
     VLLMSyncBackend,
