@@ -68,11 +68,11 @@ class TIRRollout:
         max_concurrency: trajectories in flight at once, over all `generate` calls of this engine.
         tool_timeout_s: a wall-clock limit on one tool call, on top of the tool's own limits.
         stateful: open one tool session per trajectory (cells share state) when the tool supports it.
-        max_turn_tokens: tokens one model turn may generate (AReaL's 1,024 per call); a turn starts only
-            when that many still fit in the budget, and a turn cut at it is followed by another turn.
-            None: a turn may use all the room left.
+        max_turn_tokens: tokens one model turn may generate (AReaL's 1,024 per call); a turn cut there is
+            followed by another turn. None: a turn may use all the room left.
         max_total_tokens: a budget on prompt + completion together (AReaL's 4,000), on top of
-            `max_new_tokens`. None: the completion budget only.
+            `max_new_tokens`. None: the completion budget only. With `max_turn_tokens`, a turn starts only
+            when its full `max_turn_tokens` fit in this total (AReaL's rule).
     """
 
     def __init__(
@@ -301,7 +301,7 @@ class TIRRollout:
         turns: list[str] = []  # the decoded model turns, which the format reads
         while True:
             room = self._room(st, budget)
-            if room <= 0 or (self.max_turn_tokens and room < self.max_turn_tokens):
+            if room <= 0 or self._turn_does_not_fit(st):
                 st.finish = "length"
                 return
             if st.turns >= self.max_turns:
@@ -382,6 +382,12 @@ class TIRRollout:
             if cut:
                 st.finish = "length"
                 return
+
+    def _turn_does_not_fit(self, st: _State) -> bool:
+        """AReaL's rule: with both budgets, a turn starts only when its full `max_turn_tokens` fit the total."""
+        if not (self.max_turn_tokens and self.max_total_tokens):
+            return False
+        return self.max_total_tokens - len(st.prompt_ids) - len(st.completion) < self.max_turn_tokens
 
     def _room(self, st: _State, budget: int) -> int:
         """Tokens the trajectory may still add: completion budget, total budget, model length."""
