@@ -35,6 +35,7 @@ from torl.core import Trajectory, load_jsonl
 from torl.rewards import MathAnswerReward, ToRLReward, VerifyPool
 from torl.rollout import get_format
 
+SAVE = os.environ.get("EXACT_MODES_SAVE")  # a folder: keep every run's trajectories (JSON Lines)
 BENCHES = ["aime24", "aime25", "amc23", "math500", "olympiadbench", "gsm8k_test"]
 _INT, _DEC = re.compile(r"-?\d+"), re.compile(r"-?\d+\.\d+")
 _FRAC = re.compile(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}")
@@ -105,6 +106,19 @@ def _score(trajs: list[Trajectory], reward: Any) -> list[float | None]:
     return [o.score for o in reward.score_trajectories(trajs)]
 
 
+def _turns(t: Trajectory, budget: int = 1) -> list[tuple[str, bool]]:
+    """(text, stopped on the stop string) of each model turn of a torl-format trajectory made with C = budget."""
+    segs, out, calls = t.segments, [], 0
+    for i, s in enumerate(segs):
+        if s.kind != "model":
+            calls += 1
+            continue
+        followed = i + 1 < len(segs) and segs[i + 1].kind == "tool"
+        last_stop = calls < budget and t.finish_reason == "stop" and s.text.rstrip().endswith("```output")
+        out.append((s.text, followed or last_stop))
+    return out
+
+
 def static_diffs(trajs: list[Trajectory], pool: VerifyPool) -> dict[str, Any]:
     """On one run's trajectories: tool outputs ToRL's rules show otherwise, turns its code rules decide
     otherwise, rewards its check flips."""
@@ -112,9 +126,8 @@ def static_diffs(trajs: list[Trajectory], pool: VerifyPool) -> dict[str, Any]:
     calls = [r for t in trajs for r in t.tool_calls]
     obs_diff = [r for r in calls if torl.observation(r.result) != exact.observation(r.result)]
     traj_obs = sum(any(torl.observation(r.result) != exact.observation(r.result) for r in t.tool_calls) for t in trajs)
-    turns = [s.text for t in trajs for s in t.segments if s.kind == "model"]
-    stopped = [text.rstrip().endswith("```output") or "```output" in text for text in turns]
-    turn_diff = sum(torl.turn_calls([x], st) != exact.turn_calls([x], st) for x, st in zip(turns, stopped))
+    turns = [(x, st) for t in trajs for x, st in _turns(t)]
+    turn_diff = sum(torl.turn_calls([x], st) != exact.turn_calls([x], st) for x, st in turns)
     default = _score(trajs, ToRLReward(pool=pool, tir_format="torl"))
     exact_r = _score(trajs, ToRLReward(exact=True, pool=pool))
     return {
@@ -143,7 +156,8 @@ def paired(a: list[Trajectory], b: list[Trajectory], pool: VerifyPool) -> dict[s
     }
 
 
-async def rollouts(model: str, prompts: list[Any], meta: list[dict], max_len: int, max_new: int) -> dict[str, list]:
+async def rollouts(model: str, prompts: list[Any], meta: list[dict], max_len: int, max_new: int,
+                   n: int = 1, temperature: float = 0.0) -> dict[str, list]:
     from torl.rollout import TIRRollout
     from torl.tools import LocalSandbox, PythonTool
 
@@ -159,7 +173,13 @@ async def rollouts(model: str, prompts: list[Any], meta: list[dict], max_len: in
                 eng.format = get_format(fmt)
                 eng.format.bind(eng.tokenizer, [tool])
                 eng.max_tool_calls, eng.stateful, eng.max_turns = c, stateful, c + 1
-                out[name] = await eng.generate(prompts, temperature=0.0, metadata=meta)
+                seed = 1234 if temperature > 0 else None  # paired runs sample alike until the switch matters
+                out[name] = await eng.generate(prompts, n=n, temperature=temperature, seed=seed, metadata=meta)
+                if SAVE:
+                    from torl.core import save_jsonl
+
+                    tag = f"{Path(model).name}_T{temperature:g}_{name}"
+                    save_jsonl(out[name], Path(SAVE) / f"{tag}.jsonl")
                 print(f"[rollout] {model}: {name} in {time.time() - t0:.0f}s", flush=True)
         finally:
             await eng.close()
@@ -167,8 +187,8 @@ async def rollouts(model: str, prompts: list[Any], meta: list[dict], max_len: in
 
 
 def measure_model(model: str, prompts: list[Any], meta: list[dict], pool: VerifyPool, max_len: int,
-                  max_new: int) -> dict[str, Any]:
-    runs = asyncio.run(rollouts(model, prompts, meta, max_len, max_new))
+                  max_new: int, n: int = 1, temperature: float = 0.0) -> dict[str, Any]:
+    runs = asyncio.run(rollouts(model, prompts, meta, max_len, max_new, n, temperature))
     return {
         "default_run": static_diffs(runs["torl_c1"], pool),
         "format_rules": paired(runs["torl_c1"], runs["torl_exact_c1"], pool),
@@ -184,6 +204,9 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=50, help="problems of each benchmark for the rollouts")
     p.add_argument("--out", type=Path, default=Path("exact_modes.json"))
     p.add_argument("--no-scorers", action="store_true", help="skip part 1")
+    p.add_argument("--nano-model", action="append", default=[], metavar="NAME=PATH",
+                   help="more nano models to roll out at T=1 (e.g. the pretrained one before RL)")
+    p.add_argument("--samples", type=int, default=2, help="samples a problem in the T=1 nano rollouts")
     a = p.parse_args()
     results: dict[str, Any] = json.loads(a.out.read_text()) if a.out.exists() else {}
     with VerifyPool(workers=2, timeout_s=10.0) as pool:
@@ -199,9 +222,14 @@ def main() -> None:
                     results[f"nano_{name}"] = static_diffs(load_jsonl(f), pool)
             _, held = train_eval_split(NanoConfig())
             meta = [{"answer": q.answer, "problem": q.text} for q in held]
-            results["nano_rollouts"] = measure_model(str(a.nano_run / "model"), [q.prompt for q in held], meta,
-                                                     pool, 256, 96)
-            a.out.write_text(json.dumps(results, indent=1))
+            prompts = [q.prompt for q in held]
+            if "nano_rollouts" not in results:
+                results["nano_rollouts"] = measure_model(str(a.nano_run / "model"), prompts, meta, pool, 256, 96)
+            models = [("after", str(a.nano_run / "model"))] + [tuple(x.split("=", 1)) for x in a.nano_model]
+            for name, path in models:
+                results[f"nano_rollouts_T1_{name}"] = measure_model(path, prompts, meta, pool, 256, 96,
+                                                                    n=a.samples, temperature=1.0)
+                a.out.write_text(json.dumps(results, indent=1))
         if a.tir_model:
             from torl.rollout import torl_prompt
 
