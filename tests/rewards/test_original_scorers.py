@@ -195,6 +195,17 @@ def test_torl_reward_exact(pool):
     assert outs[0].rule == "torl_exact"
 
 
+def test_unverifiable_is_wrong_for_torl(pool):
+    """ToRL: any failure to verify is -1; torl's default scores it None (left out of the group's baseline)."""
+    slow = ("So \\boxed{2^(2^(24))}.", "5")  # math-verify works out 2^16777216: half a second
+    exact = ToRLReward(exact=True, pool=pool, timeout_s=0.05)
+    out = exact.score_batch([_traj_text(slow[0])], [slow[1]])[0]
+    assert out.score == -1.0 and out.breakdown["unverified"] == 1.0 and out.rule == "timeout"
+    default = ToRLReward(pool=pool, timeout_s=1e-3).score_batch([_traj_text("So \\boxed{\\frac{x^{40}-1}{x-1}}.")],
+                                                                 ["\\sum_{k=0}^{39} x^k"])[0]
+    assert default.score is None and default.rule == "timeout"
+
+
 def test_zero_tir_reward(pool):
     reward = MathAnswerReward(scorer="zero_tir", answer_source="response", on_failure=0.0, pool=pool)
     completions = [
@@ -217,3 +228,10 @@ def _traj():
                          output_segment=1)
     return Trajectory(prompt_ids=[0], completion_ids=[1, 2], logprobs=[0.0, 0.0], env_mask=[1, 0], segments=segs,
                       tool_calls=[rec])
+
+
+def _traj_text(text: str):
+    from torl import Segment, Trajectory
+
+    return Trajectory(prompt_ids=[0], completion_ids=[1], logprobs=[0.0], env_mask=[1],
+                      segments=[Segment(kind="model", text=text, start=0, end=1)])
