@@ -123,14 +123,20 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--tir-format",
         default="torl",
-        choices=["torl", "xml", "chat"],
-        help="how code and output appear in the text (default: torl)",
+        choices=["torl", "torl_exact", "xml", "chat", "zero_tir", "zero_tir_exact"],
+        help="how code and output appear in the text (default: torl; *_exact: the originals' rules)",
     )
     g.add_argument(
         "--answer-format",
         default="boxed",
         choices=["boxed", "answer_tag"],
         help="where the final answer is: the last \\boxed{} (ToRL, default) or <answer>...</answer> (ZERO-TIR)",
+    )
+    g.add_argument(
+        "--scorer",
+        default="default",
+        choices=["default", "torl", "zero_tir"],
+        help="the answer check: torl's rules (default), ToRL's own (torl) or AReaL ZERO-TIR-RL's (zero_tir)",
     )
     g = p.add_argument_group("engine")
     g.add_argument(
@@ -153,7 +159,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--name", help="row name in the table (default: the model folder's name)")
     g.add_argument("--overwrite", action="store_true", help="discard saved results in the output folder")
     g.add_argument("--retry-errors", action="store_true", help="redo saved problems whose rollouts failed")
-    g.add_argument("--compare-torl", action="store_true", help="add ToRL's reported numbers (Table 3)")
+    g.add_argument(
+        "--compare-torl",
+        action="store_true",
+        help="add ToRL's reported numbers (Table 3) and this run rescored with ToRL's check, saying which "
+        "problem sets and answer check made each number",
+    )
     g.add_argument(
         "--compare",
         action="append",
@@ -175,11 +186,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from torl.eval import (
         TORL_BENCHMARKS,
         TORL_REPORTED,
+        TORL_REPORTED_SOURCE,
         EvalSettings,
+        default_reward,
         evaluate_model,
         format_details,
         format_table,
         load_problems,
+        problem_sets,
+        rescore,
+        row_source,
         summary_row,
     )
 
@@ -196,9 +212,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     specs = [s for s in specs if s]
     if not specs:
         raise UserError("no benchmarks given")
-    problems = []
+    problems, sources = [], {}
     for spec in specs:
-        problems += load_problems(
+        loaded = load_problems(
             spec,
             data_dir=args.data_dir,
             limit=args.limit,
@@ -206,6 +222,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             answer_key=args.answer_key,
             id_key=args.id_key,
         )
+        problems += loaded
+        sources[loaded[0].benchmark] = spec
     if len({(p.benchmark, p.id) for p in problems}) != len(problems):
         raise UserError("a benchmark is given twice (two sources with the same name)")
     settings = EvalSettings(  # a bad value raises ConfigError, a UserError
@@ -237,6 +255,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 progress=not args.no_progress,
                 retry_errors=args.retry_errors,
+                scorer=args.scorer,
             )
         )
     except KeyboardInterrupt:
@@ -245,21 +264,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
         return 130
     row = summary_row(result.summary)
-    rows = {name: row, **others, **(TORL_REPORTED if args.compare_torl else {})}
+    rows = {name: row, **others}
+    sets = problem_sets(problems, sources)
+    sources = {name: row_source(name, settings, sets, args.scorer)}
+    if args.compare_torl:
+        if args.scorer != "torl" and settings.answer_format == "boxed":
+            rescored = asyncio.run(rescore(result.trajectories, default_reward(settings, "torl")))
+            rows[f"{name} (ToRL's check)"] = summary_row(rescored)
+            sources[f"{name} (ToRL's check)"] = row_source(name, settings, sets, "torl", rescored=True)
+        rows.update(TORL_REPORTED)
+        sources.update(dict.fromkeys(TORL_REPORTED, TORL_REPORTED_SOURCE))
     payload = {
         "name": name,
         "model": args.model,
         "settings": settings.fingerprint(),
+        "scorer": args.scorer,
         "summary": result.summary,
-        "table": {"metric": "pass@1", "rows": rows},
+        "table": {"metric": "pass@1", "rows": rows, "sources": sources},
+        "problem_sets": sets,
         "trajectories": str(traj_file),
     }
     (out_dir / "results.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
-    print(f"\npass@1 (%), k={settings.k}, temperature={settings.sampling_temperature:g}")
+    print(f"\npass@1 (%), k={settings.k}, temperature={settings.sampling_temperature:g}, scorer={args.scorer}")
     print(format_table(rows))
+    if args.compare_torl or others:
+        print("\nwhere each row comes from:")
+        said: dict[str, list[str]] = {}
+        for row_name in rows:
+            said.setdefault(sources.get(row_name, "another run's results.json (see its own sources)"), []).append(row_name)
+        print("\n".join(f"- {', '.join(names)}: {text}" for text, names in said.items()))
     print()
     print(format_details(result.summary))
     if result.generated == 0:

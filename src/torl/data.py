@@ -5,6 +5,7 @@ messages) and an `answer` column. These helpers build that from `{problem, answe
 
 ```python
 ds = apply_torl_template(load_jsonl_dataset("train_math.jsonl"))   # prompt = torl_prompt(problem)
+ds = apply_torl_template(load_verl_parquet("torl_data/train.parquet"))  # ToRL's own file
 ```
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "apply_torl_template",
     "apply_zero_tir_template",
     "load_jsonl_dataset",
+    "load_verl_parquet",
     "read_jsonl",
     "torl_prompt",
     "zero_tir_messages",
@@ -103,6 +105,62 @@ def load_jsonl_dataset(
     # Columns must be the same in every row for Dataset.from_list; fill missing extras with None.
     keys = list(dict.fromkeys(k for r in rows for k in r))
     return Dataset.from_list([{k: r.get(k) for k in keys} for r in rows])
+
+
+def load_verl_parquet(path: str | Path, *, limit: int | None = None) -> Dataset:
+    """Read a verl RL parquet file (ToRL's `data/torl_data/train.parquet` layout) into `{problem, answer, ...}`
+    rows, ready for `apply_format_template`.
+
+    verl's columns: `prompt` (chat messages; the problem is the content of the user message, which ToRL
+    reads as message 1; a plain string is taken as it is), `reward_model.ground_truth` (the answer) and
+    `data_source`. Other columns whose values are plain (text, numbers, booleans) are kept; nested ones
+    (`extra_info`, `reward_model`) are left out. A bad row raises `DataError` naming the file and row.
+    """
+    from datasets import Dataset
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    try:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(p)
+    except Exception as e:  # noqa: BLE001 - any reader error is a bad file
+        raise DataError(f"{p}: not a readable parquet file ({type(e).__name__}: {e})") from None
+    for col in ("prompt", "reward_model"):
+        if col not in table.column_names:
+            raise DataError(f"{p}: no {col!r} column (a verl RL parquet has prompt, data_source, reward_model)")
+    rows: list[dict[str, Any]] = []
+    for n, row in enumerate(table.to_pylist()):
+        where = f"{p}: row {n}"
+        rows.append({"problem": _verl_problem(row["prompt"], where), "answer": _verl_answer(row["reward_model"], where),
+                     **{k: v for k, v in row.items() if k not in ("prompt", "reward_model", "problem", "answer")
+                        and (v is None or isinstance(v, (str, int, float, bool)))}})
+        if limit is not None and len(rows) >= limit:
+            break
+    if not rows:
+        raise DataError(f"{p}: no rows")
+    return Dataset.from_list(rows)
+
+
+def _verl_problem(prompt: Any, where: str) -> str:
+    if isinstance(prompt, str):
+        text = prompt
+    elif isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt):
+        users = [m.get("content") for m in prompt if m.get("role") == "user"]
+        text = users[-1] if users else None
+    else:
+        text = None
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(f"{where}: 'prompt' holds no user message with text")
+    return text
+
+
+def _verl_answer(reward_model: Any, where: str) -> str:
+    truth = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
+    if isinstance(truth, bool) or not isinstance(truth, (str, int, float)) or not str(truth).strip():
+        raise DataError(f"{where}: 'reward_model.ground_truth' is missing or not a string or a number")
+    return str(truth)
 
 
 def apply_template(ds: Dataset, make_prompt: Callable[[str], Any], *, problem_key: str = "problem") -> Dataset:

@@ -143,13 +143,45 @@ def test_eval_reports_saved_results_without_starting_an_engine(saved_run, capsys
     argv, out = saved_run
     assert main([*argv, "--compare-torl"]) == 0
     printed = capsys.readouterr().out
-    assert "| my-model" in printed and "66.7" in printed and "| ToRL-1.5B (reported) |" in printed
+    assert "| my-model" in printed and "66.7" in printed and "| ToRL-1.5B (reported)  " in printed
+    assert "| my-model (ToRL's check) |" in printed and "scorer=default" in printed
+    # each row says which problem sets and which answer check made it
+    assert "- my-model: torl eval of" in printed and "toy 3 problems (" in printed
+    assert "answer check: ToRL's check on the whole response" in printed
+    assert "- ToRL-1.5B (reported), ToRL-7B (reported): ToRL's paper, Table 3" in printed and "#13" in printed
     assert "(all 3 problems were already in" in printed
     results = json.loads((out / "results.json").read_text())
+    assert results["problem_sets"]["toy"]["problems"] == 3 and len(results["problem_sets"]["toy"]["sha256"]) == 12
+    assert set(results["table"]["sources"]) == set(results["table"]["rows"]) and results["scorer"] == "default"
     assert results["summary"]["benchmarks"]["toy"]["pass@1"] == pytest.approx(2 / 3)
     assert results["table"]["rows"]["my-model"]["toy"] == pytest.approx(200 / 3)
     assert main([*argv, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "my-model"
+
+
+def test_eval_scorer_rescores_saved_results(tmp_path, capsys):
+    """`--scorer torl` judges saved samples again with ToRL's check, without generating; `--compare-torl`
+    puts both scales side by side."""
+    model = model_dir(tmp_path)
+    data = tmp_path / "forms.jsonl"
+    refs = {"Q0": "\\sqrt{18}", "Q1": "(1, 2)", "Q2": "7"}
+    data.write_text("".join(json.dumps({"id": q, "problem": q, "answer": a}) + "\n" for q, a in refs.items()))
+    settings = EvalSettings(k=1, max_new_tokens=3072, max_tool_calls=1, tir_format="torl", model=str(model))
+    policy = ScriptedPolicy({"Q0": ["3\\sqrt{2}"], "Q1": ["(1,2)"], "Q2": ["7"]})
+    out = tmp_path / "out"
+    asyncio.run(evaluate(policy, load_problems(str(data)), settings, output=out / "trajectories.jsonl",
+                         prompt_fn=lambda p: p, progress=False))
+    argv = ["eval", "-m", str(model), "-b", str(data), "-o", str(out)]
+    assert main([*argv, "--compare-torl"]) == 0
+    capsys.readouterr()
+    rows = json.loads((out / "results.json").read_text())["table"]["rows"]
+    assert rows["my-model"]["forms"] == pytest.approx(100.0)
+    assert rows["my-model (ToRL's check)"]["forms"] == pytest.approx(100 / 3)  # 3\sqrt{2} and (1,2) rejected
+    assert main([*argv, "--scorer", "torl", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["scorer"] == "torl" and payload["summary"]["benchmarks"]["forms"]["pass@1"] == pytest.approx(1 / 3)
+    assert main([*argv, "--scorer", "zero_tir"]) == 2  # boxed answers: ZERO-TIR's check reads <answer> tags
+    assert "--scorer zero_tir" in capsys.readouterr().err
 
 
 def test_eval_refuses_results_made_with_other_settings(saved_run, capsys):

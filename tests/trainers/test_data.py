@@ -101,3 +101,70 @@ def test_one_reader_for_training_rows_benchmarks_and_metrics(tmp_path):
     for read, error in readers:
         with pytest.raises(error, match=message):
             read(str(p))
+
+
+def _write_parquet(path, rows):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def _verl_row(question, answer, source="numina_olympiads"):
+    """One row as verl's RL parquet holds it (ToRL's train.parquet layout)."""
+    return {
+        "data_source": source,
+        "prompt": [{"role": "system", "content": "Please reason step by step."}, {"role": "user", "content": question}],
+        "ability": "math",
+        "reward_model": {"style": "rule", "ground_truth": answer},
+        "extra_info": {"split": "train", "index": 0},
+    }
+
+
+def test_verl_parquet_loader(tmp_path):
+    from torl.data import apply_torl_template, load_verl_parquet
+
+    path = _write_parquet(tmp_path / "train.parquet", [_verl_row("What is 2 + 2?", "4"), _verl_row("Find x.", "7", "amc")])
+    ds = load_verl_parquet(path)
+    assert ds["problem"] == ["What is 2 + 2?", "Find x."] and ds["answer"] == ["4", "7"]
+    assert ds["data_source"] == ["numina_olympiads", "amc"] and ds["ability"] == ["math", "math"]
+    assert "extra_info" not in ds.column_names and "reward_model" not in ds.column_names
+    assert apply_torl_template(ds)[0]["prompt"].endswith("\nWhat is 2 + 2?\nAssistant:\n")
+    assert len(load_verl_parquet(path, limit=1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"prompt": [{"role": "system", "content": "s"}], "reward_model": {"ground_truth": "1"}}, "no user message"),
+        ({"prompt": "What?", "reward_model": {"style": "rule"}}, "ground_truth"),
+        ({"prompt": "What?", "reward_model": {"ground_truth": ""}}, "ground_truth"),
+    ],
+)
+def test_verl_parquet_bad_rows(tmp_path, row, message):
+    from torl.data import DataError, load_verl_parquet
+
+    path = _write_parquet(tmp_path / "bad.parquet", [row])
+    with pytest.raises(DataError, match=rf"bad\.parquet: row 0: .*{message}"):
+        load_verl_parquet(path)
+
+
+def test_verl_parquet_bad_files(tmp_path):
+    from torl.data import DataError, load_verl_parquet
+
+    with pytest.raises(DataError, match="no such file"):
+        load_verl_parquet(tmp_path / "missing.parquet")
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match="not a readable parquet"):
+        load_verl_parquet(tmp_path / "junk.parquet")
+    with pytest.raises(DataError, match="no 'reward_model' column"):
+        load_verl_parquet(_write_parquet(tmp_path / "nocol.parquet", [{"prompt": "q"}]))
+
+
+def test_recipe_reads_a_verl_parquet(tmp_path):
+    from torl.trainers.recipe import build_dataset
+
+    path = _write_parquet(tmp_path / "train.parquet", [_verl_row("What is 2 + 2?", "4")])
+    ds = build_dataset({"train": str(path), "template": "torl"}, tokenizer=None)
+    assert ds[0]["answer"] == "4" and ds[0]["prompt"].startswith("A conversation between User and Assistant.")

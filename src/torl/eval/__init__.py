@@ -18,14 +18,24 @@ from torl.eval.runner import (
     evaluate,
     evaluate_model,
     prompt_for,
+    rescore,
     score_trajectories,
 )
-from torl.eval.table import TORL_REPORTED, format_details, format_table, summary_row
+from torl.eval.table import (
+    TORL_REPORTED,
+    TORL_REPORTED_SOURCE,
+    format_details,
+    format_table,
+    problem_sets,
+    row_source,
+    summary_row,
+)
 
 __all__ = [
     "BENCHMARKS",
     "TORL_BENCHMARKS",
     "TORL_REPORTED",
+    "TORL_REPORTED_SOURCE",
     "DataError",
     "EvalError",
     "EvalResult",
@@ -41,7 +51,10 @@ __all__ = [
     "load_problems",
     "majority_vote",
     "pass_at_k",
+    "problem_sets",
     "prompt_for",
+    "rescore",
+    "row_source",
     "score_trajectories",
     "summarize",
     "summarize_benchmark",

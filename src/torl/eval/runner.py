@@ -97,11 +97,26 @@ class EvalResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def default_reward(settings: EvalSettings) -> Any:
-    """The reward evaluation scores with: `MathAnswerReward` (1 / 0) reading `settings.answer_format`."""
+def default_reward(settings: EvalSettings, scorer: str = "default") -> Any:
+    """The reward evaluation scores with: `MathAnswerReward` (1 / 0) reading `settings.answer_format`.
+
+    `scorer="torl"` or `"zero_tir"` scores on that original's scale instead: its own answer check on the
+    whole response (tool output included), and an answer it cannot verify is wrong.
+    """
     from torl.rewards import MathAnswerReward
 
-    return MathAnswerReward(answer_format=settings.answer_format, name="eval")
+    if scorer == "default":
+        return MathAnswerReward(answer_format=settings.answer_format, name="eval")
+    try:
+        return MathAnswerReward(answer_format=settings.answer_format, name="eval", scorer=scorer,
+                                answer_source="response", on_failure=0.0)
+    except ValueError as e:
+        raise ConfigError(f"--scorer {scorer}: {e}") from None
+
+
+def scorer_of(reward: Any) -> str:
+    """The name of a reward's answer check (`MathAnswerReward.scorer`; "default" for other rewards)."""
+    return str(getattr(reward, "scorer", "default"))
 
 
 async def score_trajectories(trajectories: Sequence[Trajectory], reward: Any) -> None:
@@ -112,6 +127,13 @@ async def score_trajectories(trajectories: Sequence[Trajectory], reward: Any) ->
         if t.finish_reason == "error":
             t.reward, t.metadata["pred"] = 0.0, None
             t.reward_breakdown["correct"] = 0.0
+
+
+async def rescore(trajectories: Sequence[Trajectory], reward: Any) -> dict[str, Any]:
+    """The `summarize` of copies of `trajectories` judged again by `reward` (the originals are untouched)."""
+    copies = [t.model_copy(deep=True) for t in trajectories]
+    await score_trajectories(copies, reward)
+    return summarize(copies)
 
 
 def _key(t: Trajectory) -> Key:
@@ -259,6 +281,12 @@ async def evaluate(
     todo = [p for p in problems if (p.benchmark, p.id) not in done]
     prompt_fn = prompt_fn or default_prompt
     reward = reward or default_reward(settings)
+    scorer = scorer_of(reward)
+    stale = [t for ts in done.values() for t in ts if t.metadata.get("scorer", "default") != scorer]
+    if stale:  # saved with another answer check: judged again (generation stays as it was)
+        await score_trajectories(stale, reward)
+        for t in stale:
+            t.metadata["scorer"] = scorer
     sem = asyncio.Semaphore(concurrency)
     results: dict[Key, list[Trajectory]] = {k: done[k] for k in keys if k in done}
 
@@ -280,6 +308,7 @@ async def evaluate(
                 answer=p.answer,
                 problem=p.problem,
                 eval_settings=settings.fingerprint(),
+                scorer=scorer,
             )
         await score_trajectories(trajs, reward)
         return p, trajs
@@ -342,6 +371,7 @@ async def evaluate_model(
     concurrency: int = 32,
     progress: bool = True,
     retry_errors: bool = False,
+    scorer: str = "default",
 ) -> EvalResult:
     """Evaluate a model (a local path or hub id) with the Python tool: builds the vLLM rollout engine the
     trainer uses, runs `evaluate`, closes the engine. The engine is only started when some problem is
@@ -355,18 +385,20 @@ async def evaluate_model(
             else local), "local" or "docker".
         engine_kwargs: vLLM engine arguments (e.g. `gpu_memory_utilization`, `max_model_len`).
         output, concurrency, progress, retry_errors: as for `evaluate`.
+        scorer: the answer check (`default_reward`): "default", "torl" or "zero_tir".
     """
     import dataclasses
 
     settings = settings or EvalSettings()
     if not settings.model:
         settings = dataclasses.replace(settings, model=model)
+    reward = default_reward(settings, scorer)
     if output is not None:
         done = ResultsFile(output).load(settings, retry_errors)
         check_against(done, problems)
         if all((p.benchmark, p.id) in done for p in problems):
-            ordered = [t for p in problems for t in done[(p.benchmark, p.id)]]
-            return EvalResult(ordered, summarize(ordered), settings, 0, Path(output))
+            return await evaluate(_NoPolicy(), problems, settings, output=output, progress=False,
+                                  retry_errors=retry_errors, reward=reward)
     from torl.tools import make_sandbox
 
     tool = make_sandbox(sandbox)  # an unknown kind raises ConfigError here, before anything starts
@@ -384,9 +416,17 @@ async def evaluate_model(
             concurrency=concurrency,
             progress=progress,
             retry_errors=retry_errors,
+            reward=reward,
         )
     finally:
         await _close(engine, tool)
+
+
+class _NoPolicy:
+    """Stands in for the engine when every problem is already in the results file."""
+
+    async def generate(self, *args: Any, **kwargs: Any) -> list[Trajectory]:
+        raise EvalError("no engine was started: every problem should have been in the results file")
 
 
 async def _open_engine(model: str, settings: EvalSettings, tool: Any, kwargs: dict[str, Any]) -> Any:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torl.eval.data import BENCHMARKS, display_name
+from torl.eval.data import BENCHMARKS, Problem, display_name
 
 TORL_REPORTED: dict[str, dict[str, float]] = {
     "ToRL-1.5B (reported)": {
@@ -26,6 +28,22 @@ TORL_REPORTED: dict[str, dict[str, float]] = {
     },
 }
 """ToRL's Table 3 (greedy decoding, accuracy in %), for `--compare-torl`."""
+
+TORL_REPORTED_SOURCE = (
+    "ToRL's paper, Table 3, not rerun here: greedy decoding, C=1; AIME24, AIME25, MATH500, OlympiadBench and "
+    "AMC23 as ToRL names them, problem counts not given; its repository's first test file held only aime24, "
+    "aime25 and math500 (GAIR-NLP/ToRL#9) and 134 level-5 MATH500 problems (#13; test_0524.parquet has all "
+    "500); the checker behind the table is not published (ToRL's validation scores with its reward's check, "
+    "scorer=torl)"
+)
+"""Where the `TORL_REPORTED` rows come from, as `torl eval --compare-torl` prints it."""
+
+SCORER_TEXT: dict[str, str] = {
+    "default": "torl's answer rules on the model's own prose (scorer=default)",
+    "torl": "ToRL's check on the whole response: its last \\boxed{}, exact / normalize_final_answer / "
+    "math-verify, unverifiable = wrong (scorer=torl)",
+    "zero_tir": "AReaL ZERO-TIR-RL's check: the last <answer>, the Qwen2.5-Math extraction (scorer=zero_tir)",
+}
 
 
 def summary_row(summary: Mapping[str, Any], metric: str = "pass@1") -> dict[str, float]:
@@ -109,3 +127,36 @@ def format_details(summary: Mapping[str, Any]) -> str:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     return "\n".join([fmt(head), *(fmt(r) for r in rows)])
+
+
+def problem_sets(problems: Sequence[Problem], sources: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per benchmark: how many problems, where they came from (`sources`: benchmark -> file or dataset) and a
+    short sha256 of their (id, problem, answer) triples, which names the exact set."""
+    groups: dict[str, list[Problem]] = {}
+    for p in problems:
+        groups.setdefault(p.benchmark, []).append(p)
+    out = {}
+    for bench, ps in groups.items():
+        blob = json.dumps([[p.id, p.problem, p.answer] for p in ps], ensure_ascii=False)
+        out[bench] = {
+            "problems": len(ps),
+            "source": (sources or {}).get(bench, bench),
+            "sha256": hashlib.sha256(blob.encode()).hexdigest()[:12],
+        }
+    return out
+
+
+def row_source(
+    model: str, settings: Any, sets: Mapping[str, Mapping[str, Any]], scorer: str, rescored: bool = False
+) -> str:
+    """One line saying how a `torl eval` row was made: sampling, engine settings, problem sets, answer check."""
+    temp = settings.sampling_temperature
+    head = (
+        f"torl eval of {settings.model or model}: {settings.k} sample(s) a problem, temperature {temp:g}, "
+        f"C={settings.max_tool_calls}, {settings.max_new_tokens} tokens, format {settings.tir_format}"
+    )
+    parts = ", ".join(
+        f"{display_name(b)} {s['problems']} problems ({s['source']}, sha256 {s['sha256']})" for b, s in sets.items()
+    )
+    again = "; the same samples judged again" if rescored else ""
+    return f"{head}; problem sets: {parts}; answer check: {SCORER_TEXT.get(scorer, scorer)}{again}"

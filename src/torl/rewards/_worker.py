@@ -16,9 +16,15 @@ from torl.rewards.verify import Verdict, check_pair
 
 
 def _check(
-    pred: str, ref: str, timeout_s: float | None, quick: bool, question: str | None, rel_tol: float | None
+    pred: str,
+    ref: str,
+    timeout_s: float | None,
+    quick: bool,
+    question: str | None,
+    rel_tol: float | None,
+    scorer: str = "default",
 ) -> Verdict:
-    return check_pair(pred, ref, timeout_s, quick, question=question, rel_tol=rel_tol)
+    return check_pair(pred, ref, timeout_s, quick, question=question, rel_tol=rel_tol, scorer=scorer)
 
 
 def _sleep(seconds: float) -> str:
@@ -51,6 +57,7 @@ _WARMUP = [
     (r"5\text{ cm}", r"50\%"),
     ("-48g", "-48*g"),  # the parse that keeps letters
 ]
+_WARMUP_ORIGINALS = [("3\\sqrt{2}", "\\sqrt{18}", "torl"), ("The answer is 7", "7", "zero_tir")]
 
 
 def main(conn: Any, memory_mb: int | None) -> None:
@@ -64,6 +71,8 @@ def main(conn: Any, memory_mb: int | None) -> None:
             pass
     for pred, ref in _WARMUP:  # load math-verify's and sympy's lazy parts before taking jobs
         check_pair(pred, ref, None, quick=False)
+    for pred, ref, scorer in _WARMUP_ORIGINALS:
+        check_pair(pred, ref, None, scorer=scorer)
     try:
         conn.send(("ready", os.getpid()))
     except (EOFError, OSError):

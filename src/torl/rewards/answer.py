@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from torl.core import RewardOutput
+from torl.rewards import originals
 from torl.rewards.base import BatchReward, Sample
 from torl.rewards.extract import AnswerFormat, extract_answer, strip_code
 from torl.rewards.pool import VerifyPool, default_pool
 from torl.rewards.shaping import ExecutionPenalty
-from torl.rewards.verify import Verdict
+from torl.rewards.verify import SCORERS, Scorer, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ class MathAnswerReward(BatchReward):
         answer_source: `"prose"` (the model's text without code cells) or `"response"` (everything).
         rel_tol: accept numbers within this relative error (e.g. 1e-4, the Qwen2.5-Math grader's);
             None (default): numbers must be exact.
+        scorer: whose answer check: `"default"` (torl's rules), `"torl"` (ToRL's: its last-box pattern,
+            exact / `normalize_final_answer` / math-verify; boxed answers) or `"zero_tir"` (AReaL
+            ZERO-TIR-RL's: the last closed `<answer>`, the Qwen2.5-Math extraction on both sides; see
+            `torl.rewards.originals`). `rel_tol` and the question apply to "default" only.
 
     Breakdown: `correct` (1/0, None if unverified), `has_answer` (1/0), `unverified` (1/0). Each output's
     `rule` names the answer rule that decided. The problem text (a `problem` or `question` column, or
@@ -68,10 +73,18 @@ class MathAnswerReward(BatchReward):
         name: str | None = None,
         answer_source: AnswerSource = "prose",
         rel_tol: float | None = None,
+        scorer: Scorer = "default",
     ) -> None:
         super().__init__(name, tir_format)
+        if scorer not in SCORERS:
+            raise ValueError(f"unknown scorer {scorer!r}: use one of {', '.join(SCORERS)}")
+        if answer_format is None and scorer != "default":
+            answer_format = "boxed" if scorer == "torl" else "answer_tag"
         if answer_format is None:
             answer_format = self.tir_format.answer_format if self.tir_format is not None else "boxed"
+        if scorer != "default" and answer_format != ("boxed" if scorer == "torl" else "answer_tag"):
+            raise ValueError(f"scorer={scorer!r} reads {'boxed' if scorer == 'torl' else 'answer_tag'} answers, "
+                             f"not answer_format={answer_format!r}")
         if answer_format not in ("boxed", "answer_tag"):
             raise ValueError(f"unknown answer_format {answer_format!r}: use 'boxed' or 'answer_tag'")
         if answer_source not in ("prose", "response"):
@@ -81,6 +94,7 @@ class MathAnswerReward(BatchReward):
         self.answer_format: AnswerFormat = answer_format
         self.answer_source: AnswerSource = answer_source
         self.rel_tol = rel_tol
+        self.scorer: Scorer = scorer
         self.correct = float(correct)
         self.wrong = float(wrong)
         self.no_answer = self.wrong if no_answer is None else float(no_answer)
@@ -105,12 +119,17 @@ class MathAnswerReward(BatchReward):
             raise ValueError(f"{len(samples)} samples but {len(answers)} answers")
         return [
             (pred, ref)
-            if (pred := extract_answer(self._answer_text(s), self.answer_format)) is not None
-            and ref
-            and ref.strip()
+            if (pred := self._find_answer(self._answer_text(s))) is not None and ref and ref.strip()
             else None
             for s, ref in zip(samples, answers, strict=True)
         ]
+
+    def _find_answer(self, text: str) -> str | None:
+        if self.scorer == "torl":
+            return originals.torl_last_boxed(text)
+        if self.scorer == "zero_tir":
+            return originals.zero_tir_answer(text)
+        return extract_answer(text, self.answer_format)
 
     def _answer_text(self, s: Sample) -> str:
         if self.answer_source == "response":
@@ -169,7 +188,9 @@ class MathAnswerReward(BatchReward):
     def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
         pairs = self._extract(samples, answers)
         pending, questions = self._pending(samples, pairs)
-        verdicts = self.pool.verify_many(pending, self.timeout_s, questions=questions, rel_tol=self.rel_tol)
+        verdicts = self.pool.verify_many(
+            pending, self.timeout_s, questions=questions, rel_tol=self.rel_tol, scorer=self.scorer
+        )
         return self._outputs(pairs, verdicts, answers)
 
     async def ascore_samples(
@@ -178,7 +199,7 @@ class MathAnswerReward(BatchReward):
         pairs = self._extract(samples, answers)
         pending, questions = self._pending(samples, pairs)
         verdicts = await self.pool.averify_many(
-            pending, self.timeout_s, questions=questions, rel_tol=self.rel_tol
+            pending, self.timeout_s, questions=questions, rel_tol=self.rel_tol, scorer=self.scorer
         )
         return self._outputs(pairs, verdicts, answers)
 
@@ -194,6 +215,11 @@ class ToRLReward(MathAnswerReward):
     ToRL's code does that (no code means zero passing executions) but its paper describes only failed
     code; we follow the paper by default because "did not use the tool" is a different signal from "the
     tool failed" (reward tool use on purpose with `ToolUseReward`). Set True to reproduce ToRL's code.
+
+    `exact=True` replays ToRL's reward: `scorer="torl"`, `answer_source="response"` (a box in tool output
+    counts), an answer it cannot verify scores `wrong` (-1; `on_failure` unless given), and
+    `penalize_no_code=True`. The default reads the model's own prose with torl's rules and scores an
+    unverifiable answer None.
 
     Breakdown: `correct`, `has_answer`, `unverified`, `execution_penalty`.
     """
@@ -216,8 +242,15 @@ class ToRLReward(MathAnswerReward):
         name: str | None = None,
         answer_source: AnswerSource = "prose",
         rel_tol: float | None = None,
+        scorer: Scorer = "default",
+        exact: bool = False,
     ) -> None:
+        if exact:
+            scorer, answer_source, penalize_no_code = "torl", "response", True
+            on_failure = wrong if on_failure is None else on_failure
+        self.exact = exact
         super().__init__(
+            scorer=scorer,
             answer_source=answer_source,
             rel_tol=rel_tol,
             answer_format=answer_format,

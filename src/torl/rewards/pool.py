@@ -33,14 +33,14 @@ from pathlib import Path
 from typing import Any, Self
 
 from torl.rewards import forms
-from torl.rewards.verify import Verdict, quick_check
+from torl.rewards.verify import SCORERS, Scorer, Verdict, quick_check
 
 logger = logging.getLogger(__name__)
 
 _MAX_START_FAILURES = 3
 _START_TIMEOUT_S = 120.0
-_Key = tuple[str, str, bool, str | None, float | None]
-"""A cached comparison: pred, ref, quick, question (when it matters), rel_tol."""
+_Key = tuple[str, str, bool, str | None, float | None, str]
+"""A cached comparison: pred, ref, quick, question (when it matters), rel_tol, scorer."""
 
 
 class PoolError(RuntimeError):
@@ -194,18 +194,23 @@ class VerifyPool:
         *,
         question: str | None = None,
         rel_tol: float | None = None,
+        scorer: Scorer = "default",
     ) -> Future:
         """Compare `pred` with the reference `ref` (bare answers); a Future of a `Verdict` that never raises.
 
         With `quick=False` the string and plain-number shortcuts are skipped: every pair is parsed by
-        math-verify (the answer rules still apply). `question` and `rel_tol` as in `check_pair`.
+        math-verify (the answer rules still apply). `question`, `rel_tol` and `scorer` as in `check_pair`.
         """
+        if scorer not in SCORERS:
+            raise ValueError(f"unknown scorer {scorer!r}: use one of {', '.join(SCORERS)}")
+        if scorer != "default":
+            quick, question, rel_tol = False, None, None
         if quick and (decided := quick_check(pred, ref, rel_tol)) is not None:
             self._stats["quick"] += 1
             return _done(decided)
         if question is not None and not forms.needs_question(pred, ref):
             question = None  # keeps cache keys and messages small
-        key = (pred, ref, quick, question, rel_tol)
+        key = (pred, ref, quick, question, rel_tol, scorer)
         self._check_fork()
         with self._lock:
             hit = self._cache.get(key)
@@ -220,7 +225,7 @@ class VerifyPool:
             out: Future = Future()
             self._inflight[key] = out
         limit = self.timeout_s if timeout_s is None else timeout_s
-        raw = self.submit("check", pred, ref, limit, quick, question, rel_tol, timeout_s=limit)
+        raw = self.submit("check", pred, ref, limit, quick, question, rel_tol, scorer, timeout_s=limit)
         raw.add_done_callback(lambda f: self._finish(key, f, out))
         return out
 
@@ -232,11 +237,14 @@ class VerifyPool:
         *,
         questions: Sequence[str | None] | None = None,
         rel_tol: float | None = None,
+        scorer: Scorer = "default",
     ) -> list[Verdict]:
         """Compare many (pred, ref) pairs in parallel; one `Verdict` per pair, in order. `questions`, if
         given, holds each pair's question (or None)."""
         qs = _questions(pairs, questions)
-        futures = [self.verify(p, r, timeout_s, quick, question=q, rel_tol=rel_tol) for (p, r), q in qs]
+        futures = [
+            self.verify(p, r, timeout_s, quick, question=q, rel_tol=rel_tol, scorer=scorer) for (p, r), q in qs
+        ]
         return [f.result() for f in futures]
 
     async def averify_many(
@@ -247,11 +255,12 @@ class VerifyPool:
         *,
         questions: Sequence[str | None] | None = None,
         rel_tol: float | None = None,
+        scorer: Scorer = "default",
     ) -> list[Verdict]:
         """Async `verify_many`: waits without blocking the event loop."""
         qs = _questions(pairs, questions)
         futures = [
-            asyncio.wrap_future(self.verify(p, r, timeout_s, quick, question=q, rel_tol=rel_tol))
+            asyncio.wrap_future(self.verify(p, r, timeout_s, quick, question=q, rel_tol=rel_tol, scorer=scorer))
             for (p, r), q in qs
         ]
         return list(await asyncio.gather(*futures))

@@ -33,11 +33,21 @@ Method = Literal[
     "choice",
     "list",
     "string_fallback",
+    "torl_exact",
+    "torl_math_verify",
+    "torl_string_fallback",
+    "zero_tir_numeric",
     "no_answer",
     "timeout",
     "error",
 ]
-"""The rule that decided a comparison (see docs/rewards.md, "Answer rules")."""
+"""The rule that decided a comparison (see docs/rewards.md, "Answer rules"; `torl_*` and `zero_tir_*`: the
+originals' scorers)."""
+
+Scorer = Literal["default", "torl", "zero_tir"]
+"""Whose answer check: torl's rules ("default"), ToRL's ("torl") or AReaL ZERO-TIR-RL's ("zero_tir"); see
+`torl.rewards.originals`."""
+SCORERS: tuple[str, ...] = ("default", "torl", "zero_tir")
 
 
 @dataclass(frozen=True)
@@ -336,6 +346,7 @@ def check_pair(
     *,
     question: str | None = None,
     rel_tol: float | None = None,
+    scorer: Scorer = "default",
 ) -> Verdict:
     """Compare `pred` with the reference `ref` (both bare answers, no `\\boxed`): the quick checks (unless
     `quick=False`), then the answer rules (a choice letter, a list, `name = value`), then math-verify (`ref`
@@ -345,9 +356,14 @@ def check_pair(
     reference 4 only when the question asks for `a`. `rel_tol` (e.g. 1e-4, the Qwen2.5-Math grader's)
     accepts numbers within that relative error; by default numbers must be exactly equal.
 
+    `scorer="torl"` or `"zero_tir"` replays the originals' checks instead (`torl.rewards.originals`:
+    `question`, `rel_tol` and `quick` do not apply; for "zero_tir", `pred` is an `<answer>` content).
+
     A run over `timeout_s` gives `Verdict(None, "timeout")`; the limit needs the main thread (elsewhere
     it is not enforced: use `VerifyPool`). Never raises for a failed comparison.
     """
+    if scorer != "default":
+        return _original(pred, ref, timeout_s, scorer)
     if not pred.strip():
         return Verdict(False, "no_answer")
     if quick and (decided := quick_check(pred, ref, rel_tol)) is not None:
@@ -355,6 +371,23 @@ def check_pair(
     try:
         with _alarm(timeout_s):
             return _check(pred, ref, _Ctx(quick, question, rel_tol))
+    except _Deadline:
+        return Verdict(None, "timeout", f"verification took over {timeout_s:g} s")
+    except Exception as e:
+        logger.debug("verification failed", exc_info=True)
+        return Verdict(None, "error", f"{type(e).__name__}: {e}"[:300])
+
+
+def _original(pred: str, ref: str, timeout_s: float | None, scorer: str) -> Verdict:
+    from torl.rewards import originals
+
+    if scorer not in SCORERS:
+        raise ValueError(f"unknown scorer {scorer!r}: use one of {', '.join(SCORERS)}")
+    try:
+        with _alarm(timeout_s):
+            if scorer == "torl":
+                return originals.torl_check(pred, ref)
+            return originals.zero_tir_check(pred, ref, None)
     except _Deadline:
         return Verdict(None, "timeout", f"verification took over {timeout_s:g} s")
     except Exception as e:
@@ -377,11 +410,12 @@ def math_equal(
     *,
     question: str | None = None,
     rel_tol: float | None = None,
+    scorer: Scorer = "default",
 ) -> bool:
     """True when the answer `pred` is mathematically equal to the reference `ref`.
 
     Both are bare answers (`"\\frac{1}{2}"`, `"0.5"`, `"x=5"`, `"[0, 1)"`, `"5\\text{ cm}"`), not
-    whole responses: use `extract_answer` first. `question` and `rel_tol` as in `check_pair`. Runs in
+    whole responses: use `extract_answer` first. `question`, `rel_tol` and `scorer` as in `check_pair`. Runs in
     this process; a comparison that times out (only enforced in the main thread) or fails counts as not
     equal and is logged.
 
@@ -389,7 +423,8 @@ def math_equal(
         TypeError: an argument is not a string or a number.
     """
     verdict = check_pair(
-        _as_answer(pred, "pred"), _as_answer(ref, "ref"), timeout_s, question=question, rel_tol=rel_tol
+        _as_answer(pred, "pred"), _as_answer(ref, "ref"), timeout_s, question=question, rel_tol=rel_tol,
+        scorer=scorer,
     )
     if verdict.correct is None:
         logger.warning("math_equal(%.60r, %.60r): %s", pred, ref, verdict.reason)

@@ -63,10 +63,16 @@ class TIRRollout:
         over_budget: past the budget, "continue" (ToRL) generates the last turn without the stop string and
             runs nothing more; "notify" keeps the stop string and answers further calls with an output block
             saying the budget is spent (bounded by `max_turns`).
-        max_turns: model turns per trajectory (default: max_tool_calls + 1, or + 3 with "notify").
+        max_turns: model turns per trajectory (default: the format's `turns_per_call` x max_tool_calls + 1,
+            or + 3 with "notify", + the turns that `max_turn_tokens` may cut).
         max_concurrency: trajectories in flight at once, over all `generate` calls of this engine.
         tool_timeout_s: a wall-clock limit on one tool call, on top of the tool's own limits.
         stateful: open one tool session per trajectory (cells share state) when the tool supports it.
+        max_turn_tokens: tokens one model turn may generate (AReaL's 1,024 per call); a turn cut there is
+            followed by another turn. None: a turn may use all the room left.
+        max_total_tokens: a budget on prompt + completion together (AReaL's 4,000), on top of
+            `max_new_tokens`. None: the completion budget only. With `max_turn_tokens`, a turn starts only
+            when its full `max_turn_tokens` fit in this total (AReaL's rule).
     """
 
     def __init__(
@@ -83,11 +89,17 @@ class TIRRollout:
         max_concurrency: int = 512,
         tool_timeout_s: float | None = None,
         stateful: bool = True,
+        max_turn_tokens: int | None = None,
+        max_total_tokens: int | None = None,
     ) -> None:
         if over_budget not in ("continue", "notify"):
             raise ValueError(f"over_budget must be 'continue' or 'notify', got {over_budget!r}")
         if max_tool_calls < 0 or max_new_tokens < 1 or max_concurrency < 1:
             raise ValueError("max_tool_calls must be >= 0, max_new_tokens and max_concurrency >= 1")
+        if (max_turn_tokens is not None and max_turn_tokens < 1) or (
+            max_total_tokens is not None and max_total_tokens < 1
+        ):
+            raise ValueError("max_turn_tokens and max_total_tokens must be >= 1 (or None)")
         self.backend = backend
         self.tokenizer = backend.tokenizer
         self.tools = tool_map(tool, tools)
@@ -96,10 +108,18 @@ class TIRRollout:
         self.max_tool_calls = max_tool_calls
         self.max_new_tokens = max_new_tokens
         self.over_budget = over_budget
-        self.max_turns = max_turns or (max_tool_calls + (1 if over_budget == "continue" else 3))
+        # Default: each call's turns, the last turn (or 3 past a "notify" budget), and the turns cut at
+        # max_turn_tokens that the budget leaves room for.
+        self.max_turns = max_turns or (
+            getattr(self.format, "turns_per_call", 1) * max_tool_calls
+            + (1 if over_budget == "continue" else 3)
+            + (-(-max_new_tokens // max_turn_tokens) if max_turn_tokens else 0)
+        )
         self.max_concurrency = max_concurrency
         self.tool_timeout_s = tool_timeout_s
         self.stateful = stateful
+        self.max_turn_tokens = max_turn_tokens
+        self.max_total_tokens = max_total_tokens
         self._stop_ids = tuple(self.format.stop_token_ids())
         self._sems: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per event loop
         self._loop_thread: LoopThread | None = None
@@ -278,24 +298,24 @@ class TIRRollout:
         seed = st.meta["seed"]
         if max_len and len(st.prompt_ids) >= max_len:
             raise ValueError(f"prompt of {len(st.prompt_ids)} tokens does not fit max_model_len {max_len}")
+        turns: list[str] = []  # the decoded model turns, which the format reads
         while True:
-            room = budget - len(st.completion)
-            if max_len:
-                room = min(room, max_len - len(st.prompt_ids) - len(st.completion))
-            if room <= 0:
+            room = self._room(st, budget)
+            if room <= 0 or self._turn_does_not_fit(st):
                 st.finish = "length"
                 return
             if st.turns >= self.max_turns:
                 st.finish = "max_turns"
                 return
             use_stop = calls_left > 0 or self.over_budget == "notify"
+            stops = tuple(fmt.turn_stop(turns)) if use_stop else ()
             t0 = time.perf_counter()
             turn_seed = None if seed is None else (seed * 1_000_003 + st.turns) % (2**31 - 1)
             request = GenerationRequest(
                 st.prompt_ids + st.completion,
-                max_tokens=room,
+                max_tokens=min(room, self.max_turn_tokens or room),
                 sampling=replace(sampling, seed=turn_seed),
-                stop=tuple(fmt.stop) if use_stop else (),
+                stop=stops,
                 stop_token_ids=self._stop_ids,
                 affinity=st.affinity,
             )
@@ -307,18 +327,26 @@ class TIRRollout:
                 )
             text = tok.decode(out.token_ids, skip_special_tokens=False)
             st.add(Segment(kind="model", text=text, start=0, end=0), out.token_ids, out.logprobs, 1)
+            turns.append(text)
             turn = st.turns
             st.turns += 1
             if out.finish_reason == "abort":
                 raise RuntimeError("generation was aborted by the engine")
             if out.finish_reason == "length":
+                if self.max_turn_tokens and len(out.token_ids) >= self.max_turn_tokens:
+                    continue  # the turn's own cap, not the budget: the next turn goes on (AReaL)
                 st.finish = "length"
                 return
             stopped = out.stop_reason is not None and (
-                out.stop_reason in fmt.stop or out.stop_reason in self._stop_ids
+                out.stop_reason in stops or out.stop_reason in self._stop_ids
             )
-            calls = fmt.parse_calls(text, stopped)
-            if not calls:
+            calls = fmt.turn_calls(turns, stopped)
+            if calls == "spend" and calls_left > 0:  # ToRL: a round that stopped on its marker is a call
+                calls_left -= 1
+                continue
+            if calls == "continue":
+                continue
+            if not calls or isinstance(calls, str):
                 st.finish = "stop"
                 return
             if calls_left <= 0 and self.over_budget == "continue":  # ToRL: past the budget nothing runs
@@ -341,9 +369,7 @@ class TIRRollout:
                 env_text = fmt.render(text, calls, results + spent)
                 calls = run
             env_ids = fmt.encode_env(env_text, tok)
-            room = budget - len(st.completion)
-            if max_len:
-                room = min(room, max_len - len(st.prompt_ids) - len(st.completion))
+            room = self._room(st, budget)
             cut = len(env_ids) > room
             if cut:
                 env_ids = env_ids[: max(room, 0)]
@@ -356,6 +382,21 @@ class TIRRollout:
             if cut:
                 st.finish = "length"
                 return
+
+    def _turn_does_not_fit(self, st: _State) -> bool:
+        """AReaL's rule: with both budgets, a turn starts only when its full `max_turn_tokens` fit the total."""
+        if not (self.max_turn_tokens and self.max_total_tokens):
+            return False
+        return self.max_total_tokens - len(st.prompt_ids) - len(st.completion) < self.max_turn_tokens
+
+    def _room(self, st: _State, budget: int) -> int:
+        """Tokens the trajectory may still add: completion budget, total budget, model length."""
+        used = len(st.completion)
+        room = budget - used
+        for cap in (self.max_total_tokens, self.backend.max_model_len):
+            if cap:
+                room = min(room, cap - len(st.prompt_ids) - used)
+        return room
 
     def _route(self, call: ToolCall) -> tuple[str, Tool] | str:
         """The (name, tool) a call goes to, or the error the model sees."""

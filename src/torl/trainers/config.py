@@ -23,7 +23,8 @@ class TIRGRPOConfig(GRPOConfig):
 
     tir_format: str = field(
         default="torl",
-        metadata={"help": "How tool use looks in the text: 'torl' (```python / ```output), 'xml', or 'chat'."},
+        metadata={"help": "How tool use looks in the text: a registered format, e.g. 'torl' (```python / ```output), "
+                  "'xml', 'chat', 'zero_tir', or the originals' exact rules 'torl_exact', 'zero_tir_exact'."},
     )
     max_tool_calls: int = field(
         default=1, metadata={"help": "Tool-call budget per trajectory (ToRL's C; their main results use 1)."}
@@ -63,6 +64,22 @@ class TIRGRPOConfig(GRPOConfig):
         metadata={"help": "Server mode: the model name the `vllm serve` replica answers to (default: asked)."},
     )
 
+    max_turn_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Tokens one model turn may generate (AReaL ZERO-TIR: 1024); a turn starts only when they "
+                  "fit. None: all the room left."},
+    )
+    max_total_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Budget on prompt + completion tokens together (AReaL ZERO-TIR: 4000). None: only "
+                  "max_completion_length."},
+    )
+    advantage_mode: str = field(
+        default="trl",
+        metadata={"help": "'trl' (TRL's GRPO advantages) or 'zero_tir' (AReaL ZERO-TIR-RL: population std + 1e-6, "
+                  "groups with mean reward 0 left out of the loss)."},
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.max_tool_calls < 0:
@@ -73,3 +90,8 @@ class TIRGRPOConfig(GRPOConfig):
             raise ValueError(f"save_trajectories_steps must be >= 0, got {self.save_trajectories_steps}")
         if self.rollout_max_concurrency < 1:
             raise ValueError(f"rollout_max_concurrency must be >= 1, got {self.rollout_max_concurrency}")
+        for name in ("max_turn_tokens", "max_total_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (or None), got {getattr(self, name)}")
+        if self.advantage_mode not in ("trl", "zero_tir"):
+            raise ValueError(f"advantage_mode must be 'trl' or 'zero_tir', got {self.advantage_mode!r}")

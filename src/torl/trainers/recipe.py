@@ -69,24 +69,21 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
 
 
 def build_dataset(data: dict[str, Any], tokenizer: Any):
-    """Read the problems, apply the prompt template, drop prompts over `max_prompt_tokens`."""
-    from torl.data import apply_format_template, load_jsonl_dataset
-    from torl.rollout.formats import FORMATS
+    """Read the problems (JSON Lines, or a verl `.parquet` such as ToRL's), apply the prompt template (the
+    format's `encode_prompt` counts the tokens), drop prompts over `max_prompt_tokens`."""
+    from torl.data import apply_format_template, load_jsonl_dataset, load_verl_parquet
+    from torl.rollout.formats import FORMATS, get_format
 
-    ds = load_jsonl_dataset(data["train"], limit=data.get("limit"))
+    load = load_verl_parquet if str(data["train"]).endswith(".parquet") else load_jsonl_dataset
+    ds = load(data["train"], limit=data.get("limit"))
     template = data.get("template", "torl")
     if template not in FORMATS:
         raise ConfigError(f"unknown data.template {template!r} (a format name: {', '.join(sorted(FORMATS))})")
     ds = apply_format_template(ds, template)
     limit = data.get("max_prompt_tokens")
     if limit:
-        def n_tokens(prompt):
-            if isinstance(prompt, str):
-                return len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-            return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                                     return_dict=False))
-
-        ds = ds.filter(lambda row: n_tokens(row["prompt"]) <= limit)
+        fmt = get_format(template)
+        ds = ds.filter(lambda row: len(fmt.encode_prompt(row["prompt"], tokenizer)) <= limit)
     return ds
 
 

@@ -193,6 +193,8 @@ class TIRGRPOTrainer(GRPOTrainer):
             "max_concurrency": a.rollout_max_concurrency,
             "tool_timeout_s": a.tool_timeout_s,
             "stateful": a.stateful_tool,
+            "max_turn_tokens": a.max_turn_tokens,
+            "max_total_tokens": a.max_total_tokens,
         }
 
     def _build_rollout(self) -> Any:
@@ -322,6 +324,8 @@ class TIRGRPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
+        if self.args.advantage_mode == "zero_tir" and self.model.training:
+            self._zero_tir_advantages(output)
         # TRL merged the rollout's extra fields into `inputs`: each row now holds its trajectory.
         trajs = [x["trajectories"] for x in inputs if isinstance(x.get("trajectories"), Trajectory)]
         if len(trajs) == len(inputs):
@@ -333,6 +337,24 @@ class TIRGRPOTrainer(GRPOTrainer):
             self._save_trajectories(trajs, mode)
         return output
 
+    def _zero_tir_advantages(self, output: dict[str, Any]) -> None:
+        """AReaL ZERO-TIR-RL's advantages in place of TRL's; rows of dropped groups leave the loss."""
+        from torl.trainers.advantages import zero_tir_advantages
+
+        rpf = self._gathered_rewards
+        rewards = (rpf * self.reward_weights.to(rpf.device).unsqueeze(0)).nansum(dim=1)
+        rewards[torch.isnan(rpf).all(dim=1)] = torch.nan
+        adv, keep = zero_tir_advantages(rewards, self.num_generations)
+        n = len(output["advantages"])
+        local = slice(self.accelerator.process_index * n, (self.accelerator.process_index + 1) * n)
+        output["advantages"] = adv[local].to(output["advantages"])
+        drop = ~keep[local].to(output["completion_mask"].device)
+        key = "tool_mask" if "tool_mask" in output else "completion_mask"
+        output[key] = output[key] * (~drop).unsqueeze(1).to(output[key].dtype)
+        loss_mask = output["completion_mask"] * output.get("tool_mask", 1)
+        output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+        self._metrics["train"]["zero_tir/dropped_groups"].append(1.0 - keep.float().mean().item())
+
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         # Failed rollouts are unscorable: NaN in every column gives them a zero advantage and keeps them out
@@ -341,6 +363,7 @@ class TIRGRPOTrainer(GRPOTrainer):
         failed = self.accelerator.gather(failed).bool()
         if failed.any():
             rewards_per_func[failed] = torch.nan
+        self._gathered_rewards = rewards_per_func  # every process' rows (advantage_mode="zero_tir" reads them)
         start = self.accelerator.process_index * len(prompts)
         local = rewards_per_func[start : start + len(prompts)].float().cpu().tolist()
         for x, row in zip(inputs, local, strict=True):

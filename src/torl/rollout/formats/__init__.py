@@ -7,6 +7,9 @@ come back, and how tool output and code are read back out of a transcript.
 | `xml` | `<code>` ... `</code>` | `<interpreter>` ... `</interpreter>` | raw text |
 | `chat` | `<tool_call>{json}</tool_call>` | the chat template's tool turn | one user message |
 | `zero_tir` | ```` ```python ```` ... ```` ``` ```` | ```` ```output ```` ... ```` ``` ```` | system + user messages |
+
+`torl_exact` and `zero_tir_exact` are `ToRLFormat(exact=True)` and `ZeroTIRFormat(exact=True)`: the originals'
+rules replayed (docs/recipes.md, "Exact modes").
 """
 
 from __future__ import annotations
@@ -18,20 +21,39 @@ from torl.rollout.formats.base import (
     EMPTY_OUTPUT_MESSAGE,
     INVALID_CALL,
     AnswerFormat,
+    NoCall,
     TIRFormat,
     guess_status,
+    split_output,
     torl_observation,
 )
 from torl.rollout.formats.chat import PYTHON_TOOL_SCHEMA, ChatToolFormat
-from torl.rollout.formats.torl import TORL_PROMPT_TEMPLATE, ToRLFormat, torl_prompt
+from torl.rollout.formats.torl import (
+    TORL_PROMPT_TEMPLATE,
+    TORL_TIMEOUT_TEXT,
+    ToRLExactFormat,
+    ToRLFormat,
+    torl_exact_observation,
+    torl_program,
+    torl_prompt,
+)
 from torl.rollout.formats.xml import XML_PROMPT_TEMPLATE, XMLFormat, xml_prompt
-from torl.rollout.formats.zero_tir import ZERO_TIR_SYSTEM_PROMPT, ZeroTIRFormat, zero_tir_messages
+from torl.rollout.formats.zero_tir import (
+    AREAL_ZERO_TIR_SYSTEM_PROMPT,
+    ZERO_TIR_SYSTEM_PROMPT,
+    ZeroTIRExactFormat,
+    ZeroTIRFormat,
+    areal_output,
+    zero_tir_messages,
+)
 
 FORMATS: dict[str, type[TIRFormat]] = {
     "torl": ToRLFormat,
     "xml": XMLFormat,
     "chat": ChatToolFormat,
     "zero_tir": ZeroTIRFormat,
+    "torl_exact": ToRLExactFormat,
+    "zero_tir_exact": ZeroTIRExactFormat,
 }
 """The registry: format name -> class (`register_format` adds to it)."""
 
@@ -59,24 +81,33 @@ def get_format(fmt: str | TIRFormat, **options: Any) -> TIRFormat:
 
 
 __all__ = [
+    "AREAL_ZERO_TIR_SYSTEM_PROMPT",
     "BUDGET_SPENT_MESSAGE",
     "EMPTY_OUTPUT_MESSAGE",
     "FORMATS",
     "INVALID_CALL",
     "PYTHON_TOOL_SCHEMA",
     "TORL_PROMPT_TEMPLATE",
+    "TORL_TIMEOUT_TEXT",
     "XML_PROMPT_TEMPLATE",
     "ZERO_TIR_SYSTEM_PROMPT",
     "AnswerFormat",
     "ChatToolFormat",
+    "NoCall",
     "TIRFormat",
+    "ToRLExactFormat",
     "ToRLFormat",
     "XMLFormat",
+    "ZeroTIRExactFormat",
     "ZeroTIRFormat",
+    "areal_output",
     "get_format",
     "guess_status",
     "register_format",
+    "split_output",
+    "torl_exact_observation",
     "torl_observation",
+    "torl_program",
     "torl_prompt",
     "xml_prompt",
     "zero_tir_messages",

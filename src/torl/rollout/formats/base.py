@@ -19,6 +19,10 @@ from typing import Any, ClassVar, Literal
 from torl.core import Prompt, ToolCall, ToolResult
 
 AnswerFormat = Literal["boxed", "answer_tag"]
+NoCall = Literal["end", "continue", "spend"]
+"""What follows a model turn that runs no tool call (`TIRFormat.turn_calls`): "end" the trajectory; "continue"
+with another model turn (ZERO-TIR's stop switch); or "spend" one call of the budget on nothing and continue
+(ToRL's ```` ```output ```` with no code before it)."""
 """Where the final answer sits: the last `\\boxed{...}` (ToRL), or the last `<answer>...</answer>` (ZERO-TIR)."""
 
 EMPTY_OUTPUT_MESSAGE = "Timeout Error"
@@ -56,6 +60,31 @@ def torl_observation(
         half = max_chars // 2
         text = text[:half] + "..." + text[-half:]
     return text
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+_COMPILE_ERRORS = ("SyntaxError", "IndentationError", "TabError")
+
+
+def split_output(result: ToolResult) -> tuple[str, str]:
+    """(stdout, stderr) of a result, as a script run would have given them apart.
+
+    torl's sandboxes interleave both streams in `output`; a failed cell's traceback comes last. So: an ok cell
+    is all stdout (warnings included); a failed cell's stderr starts at its last "Traceback" header, or is
+    all of it for a compile error (nothing ran); a timed-out cell gives nothing (a script's piped stdout
+    is block-buffered and lost when it is killed); other failures (an exit code, a signal) are all stdout.
+    """
+    if result.status == "ok":
+        return result.output, ""
+    if result.status == "timeout":
+        return "", ""
+    out = result.output
+    i = out.rfind(_TRACEBACK)
+    if i >= 0:
+        return out[:i], out[i:]
+    if (result.error or "").startswith(_COMPILE_ERRORS):
+        return "", out or (result.error or "")
+    return out, ""
 
 
 def guess_status(observation: str) -> str:
@@ -98,9 +127,9 @@ def _tokenize_plain(tokenizer: Any, text: str) -> list[int]:
 class TIRFormat(ABC):
     """How tool use looks in the text. Subclass it (and `register_format` it) for a new convention.
 
-    The engine calls, per trajectory: `encode_prompt` once; then per turn `stop` for the request,
-    `parse_calls` on the decoded model turn, and `render` (or `render_budget_spent`) for the text to append,
-    tokenized by `encode_env`. Rewards and evaluation call `prompt`, `strip_env`, `env_outputs`,
+    The engine calls, per trajectory: `encode_prompt` once; then per turn `turn_stop` for the request's stop
+    strings, `turn_calls` on the decoded model turns (by default `stop` and `parse_calls` of the last turn),
+    and `render` (or `render_budget_spent`) for the text to append, tokenized by `encode_env`. Rewards and evaluation call `prompt`, `strip_env`, `env_outputs`,
     `strip_code` and `code_closed`.
 
     Args:
@@ -120,6 +149,9 @@ class TIRFormat(ABC):
     """(opening, closing) marker of tool output in a transcript, e.g. ("```output", "```")."""
     code_fences: ClassVar[tuple[str, str] | None] = None
     """(opening, closing) marker of a code cell the model writes, e.g. ("```python", "```")."""
+    turns_per_call: int = 1
+    """Model turns one tool call takes (ZERO-TIR's exact mode: 2, one to open the cell, one to write it);
+    the engine's default `max_turns` counts with it."""
 
     tokenizer: Any = None
 
@@ -188,6 +220,16 @@ class TIRFormat(ABC):
     def parse_calls(self, text: str, stopped: bool) -> list[ToolCall]:
         """The calls to run for a model turn. `stopped` is True when the turn ended on one of `stop`
         (or a `stop_token_ids` token); an empty list ends the trajectory."""
+
+    def turn_stop(self, turns: Sequence[str]) -> Sequence[str]:
+        """Stop strings of the next model turn; `turns` are the decoded texts of this trajectory's model
+        turns so far. Default: `stop` every turn (ZERO-TIR's exact mode switches them)."""
+        return self.stop
+
+    def turn_calls(self, turns: Sequence[str], stopped: bool) -> list[ToolCall] | NoCall:
+        """What follows the last of `turns` (`stopped`: it ended on one of its stop strings): the calls to
+        run, or a `NoCall` decision. Default: `parse_calls(turns[-1], stopped)`, and "end" without calls."""
+        return self.parse_calls(turns[-1], stopped) or "end"
 
     @abstractmethod
     def render(self, text: str, calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> str:
