@@ -324,10 +324,10 @@ class TIRGRPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
-        if self.args.advantage_mode == "zero_tir" and self.model.training:
-            self._zero_tir_advantages(output)
         # TRL merged the rollout's extra fields into `inputs`: each row now holds its trajectory.
         trajs = [x["trajectories"] for x in inputs if isinstance(x.get("trajectories"), Trajectory)]
+        if self.args.advantage_mode == "zero_tir" and self.model.training:
+            self._zero_tir_advantages(output, trajs)
         if len(trajs) == len(inputs):
             mode = "train" if self.model.training else "eval"
             for t, adv in zip(trajs, output["advantages"].tolist(), strict=True):
@@ -337,12 +337,15 @@ class TIRGRPOTrainer(GRPOTrainer):
             self._save_trajectories(trajs, mode)
         return output
 
-    def _zero_tir_advantages(self, output: dict[str, Any]) -> None:
-        """AReaL ZERO-TIR-RL's advantages in place of TRL's; rows of dropped groups leave the loss."""
+    def _zero_tir_advantages(self, output: dict[str, Any], trajs: list[Trajectory]) -> None:
+        """AReaL ZERO-TIR-RL's advantages in place of TRL's; rows of dropped groups leave the loss. Its reward
+        is the weighted sum of the reward functions' scores (recorded on the trajectories), over all ranks."""
         from torl.trainers.advantages import zero_tir_advantages
 
-        rpf = self._gathered_rewards
-        rewards = (rpf * self.reward_weights.to(rpf.device).unsqueeze(0)).nansum(dim=1)
+        names = self.reward_func_names
+        rows = gather_object([[t.reward_breakdown.get(n) for n in names] for t in trajs])
+        rpf = torch.tensor([[math.nan if v is None else v for v in r] for r in rows], dtype=torch.float32)
+        rewards = (rpf * self.reward_weights.float().cpu().unsqueeze(0)).nansum(dim=1)
         rewards[torch.isnan(rpf).all(dim=1)] = torch.nan
         adv, keep = zero_tir_advantages(rewards, self.num_generations)
         n = len(output["advantages"])
@@ -363,7 +366,6 @@ class TIRGRPOTrainer(GRPOTrainer):
         failed = self.accelerator.gather(failed).bool()
         if failed.any():
             rewards_per_func[failed] = torch.nan
-        self._gathered_rewards = rewards_per_func  # every process' rows (advantage_mode="zero_tir" reads them)
         start = self.accelerator.process_index * len(prompts)
         local = rewards_per_func[start : start + len(prompts)].float().cpu().tolist()
         for x, row in zip(inputs, local, strict=True):
