@@ -49,8 +49,10 @@ class DeviceRecordingEngine:
     def __init__(self, cuda: FakeCuda, worker_device=None) -> None:
         self.cuda = cuda
         self.model_config = SimpleNamespace(max_model_len=64, logprobs_mode="processed_logprobs")
-        self.vllm_config = SimpleNamespace(cache_config=SimpleNamespace(enable_prefix_caching=True),
-                                           scheduler_config=SimpleNamespace(enable_chunked_prefill=False))
+        self.vllm_config = SimpleNamespace(
+            cache_config=SimpleNamespace(enable_prefix_caching=True),
+            scheduler_config=SimpleNamespace(enable_chunked_prefill=False),
+        )
         if worker_device is not None:
             worker = SimpleNamespace(device=worker_device)
             self.model_executor = SimpleNamespace(driver_worker=SimpleNamespace(worker=worker))
@@ -64,8 +66,14 @@ class DeviceRecordingEngine:
         self.step_devices.append(self.cuda.current_device())
         done, self.waiting = self.waiting, []
         lp = [{7: SimpleNamespace(logprob=-0.25)}]
-        return [SimpleNamespace(request_id=r, finished=True, outputs=[SimpleNamespace(
-            token_ids=[7], logprobs=lp, finish_reason="stop", stop_reason=None)]) for r in done]
+        return [
+            SimpleNamespace(
+                request_id=r,
+                finished=True,
+                outputs=[SimpleNamespace(token_ids=[7], logprobs=lp, finish_reason="stop", stop_reason=None)],
+            )
+            for r in done
+        ]
 
     def abort_request(self, rids) -> None:
         pass
@@ -144,7 +152,11 @@ class _NullLogprobServer(http.server.BaseHTTPRequestHandler):
             logprobs = {"token_logprobs": [-0.5, None, -1.25]}
         else:
             logprobs = None
-        choice = {"token_ids": [5, 6, 7][: body["max_tokens"]], "logprobs": logprobs, "finish_reason": "length"}
+        choice = {
+            "token_ids": [5, 6, 7][: body["max_tokens"]],
+            "logprobs": logprobs,
+            "finish_reason": "length",
+        }
         data = json.dumps({"choices": [choice]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

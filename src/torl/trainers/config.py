@@ -24,7 +24,8 @@ def has_accelerator() -> bool:
 
     if torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()):
         return True
-    return is_torch_mps_available() or is_torch_npu_available() or is_torch_hpu_available() or is_torch_xla_available()
+    others = (is_torch_mps_available, is_torch_npu_available, is_torch_hpu_available, is_torch_xla_available)
+    return any(available() for available in others)
 
 
 @dataclass
@@ -82,10 +83,10 @@ class TIRGRPOConfig(GRPOConfig):
     per_request_seeds: bool | None = field(
         default=None,
         metadata={
-            "help": "Send a seed with every generation request, so that rollouts replay exactly (a resumed run "
-            "samples what the uninterrupted one did). It costs speed in vLLM: seeded requests are sampled row by "
-            "row with their own generators and skip the fast (FlashInfer) sampler on GPUs. Default (None): on "
-            "without an accelerator or with full_determinism=True, off otherwise."
+            "help": "Send a seed with every generation request, so that rollouts replay exactly (a resumed "
+            "run samples what the uninterrupted one did). It costs speed in vLLM: seeded requests are "
+            "sampled row by row with their own generators and skip the fast (FlashInfer) sampler on GPUs. "
+            "Default (None): on without an accelerator or with full_determinism=True, off otherwise."
         },
     )
     vllm_served_model_name: str | None = field(
@@ -108,7 +109,7 @@ class TIRGRPOConfig(GRPOConfig):
         if self.per_request_seeds is None:
             on_cpu = not accelerator or self.use_cpu
             self.per_request_seeds = on_cpu or bool(self.full_determinism)
-            why = "CPU" if on_cpu else "full_determinism" if self.full_determinism else "GPU: unseeded is faster"
+            why = "CPU" if on_cpu else "full_determinism" if self.full_determinism else "GPU: faster unseeded"
             logger.info("per_request_seeds=%s (%s)", self.per_request_seeds, why)
         super().__post_init__()
         if self.max_tool_calls < 0:

@@ -162,8 +162,8 @@ class TIRGRPOTrainer(GRPOTrainer):
         finally:
             if self._own_colocate:
                 args.use_vllm = True
-        # TRL calls a completion truncated when its last token is not EOS, which a stop string or the tool budget
-        # ending is not: torl masks by the engine's finish reasons instead (see _generate).
+        # TRL calls a completion truncated when its last token is not EOS, which a stop string or the tool
+        # budget ending is not: torl masks by the engine's finish reasons instead (see _generate).
         self._mask_truncated = bool(args.mask_truncated_completions)
         self.mask_truncated_completions = False
         self._full_copy: Any = None  # FullWeightsCopy: the transformers backend's unsharded model under FSDP
@@ -189,8 +189,9 @@ class TIRGRPOTrainer(GRPOTrainer):
         if self.use_vllm and self.vllm_mode == "server":
             from torl.trainers.weight_sync import ServerWeightSync
 
-            # Every replica the rollout uses gets the weights, and no rank generates before they all have them.
-            ServerWeightSync(self.vllm_generation, getattr(getattr(self._rollout, "backend", None), "base_urls", ()))
+            # Every replica the rollout uses gets the weights; no rank generates before they all have them.
+            replicas = getattr(getattr(self._rollout, "backend", None), "base_urls", ())
+            ServerWeightSync(self.vllm_generation, replicas)
         # Runs on close(), when the trainer is collected, or at interpreter exit; holds no trainer reference.
         self._finalizer = weakref.finalize(self, _Closer(self._tools or [], self._rollout, built))
 
@@ -227,9 +228,10 @@ class TIRGRPOTrainer(GRPOTrainer):
     def _transformers_generation_model(self) -> Any:
         """The model the transformers backend generates with: the policy itself, or under FSDP an unsharded
         copy (generating on shards runs collectives per forward: ranks with different lengths would hang)."""
-        if self._dist.is_zero3 and not self.args.ds3_gather_for_generation and self.accelerator.num_processes > 1:
-            raise ValueError("the transformers backend under ZeRO-3 needs ds3_gather_for_generation=True: ranks "
-                             "generate different lengths, and sharded forwards would wait on each other forever")
+        zero3_sharded = self._dist.is_zero3 and not self.args.ds3_gather_for_generation
+        if zero3_sharded and self.accelerator.num_processes > 1:
+            raise ValueError("the transformers backend under ZeRO-3 needs ds3_gather_for_generation=True: "
+                             "ranks generate different lengths, and sharded forwards would wait forever")
         if self._dist.is_fsdp:
             from torl.trainers.weight_sync import FullWeightsCopy
 
@@ -295,7 +297,8 @@ class TIRGRPOTrainer(GRPOTrainer):
                 * 104_729 + (0 if mode == "train" else 13)) % (2**31 - 1)
         sampling: dict[str, Any] = {
             "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k or 0,
-            "seed": seed if self.args.per_request_seeds else None, "max_new_tokens": self.max_completion_length,
+            "seed": seed if self.args.per_request_seeds else None,
+            "max_new_tokens": self.max_completion_length,
         }
         policy = self._rollout
         with self._generation_context():

@@ -40,8 +40,10 @@ def check_user_llm(llm: Any, num_processes: int) -> None:
     pc = cfg.parallel_config
     backend = pc.distributed_executor_backend
     if pc.tensor_parallel_size > 1 or pc.pipeline_parallel_size > 1:
-        raise ValueError("rollout=TIRRollout.from_llm(llm): torl generates per process; build the LLM with "
-                         "tensor_parallel_size=1 and pipeline_parallel_size=1")
+        raise ValueError(
+            "rollout=TIRRollout.from_llm(llm): torl generates per process; build the LLM with "
+            "tensor_parallel_size=1 and pipeline_parallel_size=1"
+        )
     if num_processes > 1 and backend != "external_launcher":
         raise ValueError(
             f"rollout=TIRRollout.from_llm(llm) on {num_processes} processes: build each process' LLM with "
@@ -50,8 +52,8 @@ def check_user_llm(llm: Any, num_processes: int) -> None:
         )
     if getattr(getattr(llm.llm_engine, "model_executor", None), "driver_worker", None) is None:
         raise ValueError(
-            "rollout=TIRRollout.from_llm(llm): the trainer loads new weights into the engine in this process; "
-            "build the LLM with distributed_executor_backend='external_launcher' (an in-process engine)"
+            "rollout=TIRRollout.from_llm(llm): the trainer loads new weights into the engine in this "
+            "process; build the LLM with distributed_executor_backend='external_launcher' (in-process)"
         )
 
 
@@ -66,8 +68,9 @@ class ColocatedVLLM(VLLMGeneration):
         engine_kwargs: more `vllm.LLM` arguments (max_model_len, max_num_seqs, seed...).
     """
 
-    def __init__(self, model: Any, accelerator: Any, *, llm: Any = None, dtype: str | None = None,
-                 **engine_kwargs: Any) -> None:  # not super().__init__: it builds an engine
+    def __init__(
+        self, model: Any, accelerator: Any, *, llm: Any = None, dtype: str | None = None, **engine_kwargs: Any
+    ) -> None:  # not super().__init__: it builds an engine
         self.model = model
         self.accelerator = accelerator
         self._dist = DistributedBackend(accelerator)
@@ -110,7 +113,10 @@ class ColocatedVLLM(VLLMGeneration):
             return
         # A generator: each tensor is read while TRL holds it gathered.
         self.llm.collective_rpc(
-            "reload_weights", kwargs={"weights_iterator": self._iter_named_params(), "is_checkpoint_format": True}
+            "reload_weights",
+            kwargs={"weights_iterator": self._iter_named_params(), "is_checkpoint_format": True},
         )
         if not self.llm.reset_prefix_cache():
-            raise RuntimeError("vLLM refused to reset its prefix cache after a weight sync (requests still running)")
+            raise RuntimeError(
+                "vLLM refused to reset its prefix cache after a weight sync (requests still running)"
+            )

@@ -109,8 +109,14 @@ class ServerWeightSync:
         reset_retries / retry_wait_s: how often and how long to retry a refused cache reset.
     """
 
-    def __init__(self, vllm_generation: Any, base_urls: Sequence[str] = (), *, reset_retries: int = 20,
-                 retry_wait_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        vllm_generation: Any,
+        base_urls: Sequence[str] = (),
+        *,
+        reset_retries: int = 20,
+        retry_wait_s: float = 0.5,
+    ) -> None:
         vg = vllm_generation
         if getattr(vg, "mode", None) != "server":
             raise ValueError("ServerWeightSync is for TRL's server mode")
@@ -122,8 +128,12 @@ class ServerWeightSync:
         self.primary = _norm_url(vg.server_base_url or f"http://{vg.server_host}:{vg.server_port}")
         urls = list(dict.fromkeys(_norm_url(u) for u in base_urls)) or [self.primary]
         if self.primary not in urls:
-            logger.warning("TRL pushes weights to %s, which the rollout engine does not use (it uses %s); those "
-                           "replicas are synced too", self.primary, ", ".join(urls))
+            logger.warning(
+                "TRL pushes weights to %s, which the rollout engine does not use (it uses %s); those "
+                "replicas are synced too",
+                self.primary,
+                ", ".join(urls),
+            )
         self.urls = [self.primary] + [u for u in urls if u != self.primary]
         self.clients: dict[str, Any] = {}
         if self.accelerator.is_main_process:
