@@ -37,7 +37,8 @@ class TIRGRPOConfig(GRPOConfig):
     `max_completion_length` is the whole response budget, model and tool-output tokens together (ToRL's
     "max response length"); `temperature`, `top_p` and `top_k` are the rollout's sampling settings.
     TRL's `min_p`, `repetition_penalty` and `generation_kwargs` are not used by the torl engine: setting
-    them is an error.
+    them is an error. `mask_truncated_completions` masks the trajectories cut off by the token or turn
+    budget (`finish_reason` "length" or "max_turns"), not those that ended on a stop string.
 
     On a machine without an accelerator, the settings left unset default to what runs there: `use_cpu=True`
     and `bf16=False` (TRL's default, bf16, needs a GPU); what was chosen is logged, explicit values are kept.
