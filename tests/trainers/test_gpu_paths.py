@@ -153,6 +153,28 @@ def test_trainer_sends_seeds_only_when_asked(tiny_model_path, tmp_path, on):
     assert (seed is not None) == on
 
 
+def test_a_policys_coroutines_run_on_this_ranks_gpu(tiny_model_path, tmp_path, monkeypatch):
+    """item 1: the trainer's loop thread (where a custom policy's coroutines run) selects the rank's GPU."""
+    import threading
+
+    local = threading.local()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: getattr(local, "device", 0))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: setattr(local, "device", d))
+    torch.cuda.set_device(1)  # rank 1's main thread
+    seen = []
+
+    class Recording(Scripted):
+        async def generate(self, prompts, n=1, **sampling):
+            seen.append(torch.cuda.current_device())
+            return await super().generate(prompts, n, **sampling)
+
+    trainer = _trainer(tiny_model_path, tmp_path, lambda tok: Recording(tok, ["eos"]))
+    trainer._generate_trajectories(["What is 1 + 1?"], "train")
+    trainer.close()
+    assert seen == [1]
+
+
 # ----- item 6: truncation by finish reason -----
 
 

@@ -24,6 +24,7 @@ from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
 from torl.core import Prompt, RolloutPolicy, Tool, Trajectory, save_jsonl
+from torl.rollout.backends import select_cuda_device
 from torl.rollout.engine import LoopThread
 from torl.trainers.config import TIRGRPOConfig, has_accelerator
 from torl.trainers.metrics import trajectory_metrics
@@ -307,6 +308,9 @@ class TIRGRPOTrainer(GRPOTrainer):
             else:
                 if self._loop_thread is None:
                     self._loop_thread = LoopThread("torl-trainer-loop")
+                    if torch.cuda.is_available():  # a policy's CUDA work there runs on this rank's GPU
+                        device = torch.cuda.current_device()
+                        self._loop_thread.loop.call_soon_threadsafe(select_cuda_device, device)
                 trajs = self._loop_thread.run(policy.generate(prompts, 1, **sampling))
         trajs = list(trajs)
         if len(trajs) != len(prompts):
