@@ -26,7 +26,7 @@ from trl.trainer.utils import RepeatSampler
 from torl.core import Prompt, RolloutPolicy, Tool, Trajectory, save_jsonl
 from torl.rollout.backends import select_cuda_device
 from torl.rollout.engine import LoopThread
-from torl.trainers.config import TIRGRPOConfig, has_accelerator
+from torl.trainers.config import TIRGRPOConfig
 from torl.trainers.metrics import trajectory_metrics
 
 __all__ = ["TIRGRPOTrainer"]
@@ -134,7 +134,7 @@ class TIRGRPOTrainer(GRPOTrainer):
         given_llm = getattr(getattr(rollout, "backend", None), "llm", None)
         # On CPU torl builds (or takes) the colocated vLLM engine itself; TRL must not build its own.
         self._own_colocate = args.use_vllm and args.vllm_mode == "colocate" and (
-            given_llm is not None or not has_accelerator()
+            given_llm is not None or not _has_accelerator()
         )
         if given_llm is not None and not (args.use_vllm and args.vllm_mode == "colocate"):
             raise ValueError("rollout= runs on a vllm.LLM: set use_vllm=True, vllm_mode='colocate' to sync weights")
@@ -493,6 +493,10 @@ class _Closer:
 
 def _failed(t: Any) -> bool:
     return isinstance(t, Trajectory) and t.finish_reason == "error"
+
+
+def _has_accelerator() -> bool:
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
 def _cut_off(t: Trajectory) -> bool:
