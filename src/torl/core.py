@@ -6,13 +6,14 @@ Everything here is plain pydantic and standard library: importing it never impor
 from __future__ import annotations
 
 import asyncio
+import math
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ToolStatus = Literal["ok", "error", "timeout", "memory", "killed", "sandbox_error"]
 """Outcome of one tool call: ran fine, raised, hit the wall-clock limit, hit the memory limit,
@@ -190,7 +191,8 @@ class Trajectory(BaseModel):
     """The token-exact record of one rollout.
 
     `completion_ids` holds model tokens and tool-output tokens interleaved exactly as the model saw them;
-    `logprobs` and `env_mask` have the same length (env tokens: logprob 0.0, mask 0).
+    `logprobs` and `env_mask` have the same length (env tokens: logprob 0.0, mask 0). A logprob the engine
+    did not return is NaN (JSON: null), which TRL treats as "no importance correction" for that token.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -213,6 +215,12 @@ class Trajectory(BaseModel):
     """Each reward's score under its name, its parts under `<name>/<part>`, and the one `correct`."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form: prompt index, sample index, seed, reference answer, timings."""
+
+    @field_validator("logprobs", mode="before")
+    @classmethod
+    def _null_is_nan(cls, v: Any) -> Any:
+        # JSON has no NaN: a missing logprob is written as null and read back as NaN.
+        return [math.nan if x is None else x for x in v] if isinstance(v, list) else v
 
     @model_validator(mode="after")
     def _check_alignment(self) -> Trajectory:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import queue
 import threading
 import uuid
@@ -55,7 +56,7 @@ class GenerationRequest:
 @dataclass
 class GenerationOutput:
     """One generation call's result. `stop_reason` is the stop string or stop token id that ended it
-    (None for EOS or length)."""
+    (None for EOS or length). A logprob the engine did not return is NaN."""
 
     token_ids: list[int]
     logprobs: list[float]
@@ -103,8 +104,8 @@ def _from_vllm_output(out: Any) -> GenerationOutput:
     c = out.outputs[0]
     ids = list(c.token_ids)
     lps: list[float] = []
-    if c.logprobs is None:
-        lps = [0.0] * len(ids)
+    if c.logprobs is None:  # not returned: NaN, which TRL reads as "no correction" (ratio 1)
+        lps = [math.nan] * len(ids)
     else:
         for tid, pos in zip(ids, c.logprobs):
             lps.append(float(pos[tid].logprob))
@@ -143,6 +144,31 @@ def _seeds_unsafe(vllm_config: Any) -> bool:
         return bool(current_platform.is_cpu() and vllm_config.scheduler_config.enable_chunked_prefill)
     except Exception:
         return False
+
+
+def select_cuda_device(device: int | None) -> None:
+    """Make `device` this thread's current CUDA device (a new thread starts on device 0). None: no-op."""
+    if device is None:
+        return
+    import torch
+
+    if torch.cuda.current_device() != device:
+        torch.cuda.set_device(device)
+
+
+def _engine_cuda_device(llm: Any) -> int | None:
+    """The CUDA device of an in-process vLLM engine: its worker's, else the caller's current one."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    try:
+        dev = llm.llm_engine.model_executor.driver_worker.worker.device
+    except AttributeError:  # engine core in another process, or an engine without that attribute
+        dev = None
+    if isinstance(dev, torch.device) and dev.type == "cuda" and dev.index is not None:
+        return dev.index
+    return torch.cuda.current_device()
 
 
 class VLLMAsyncBackend:
@@ -210,10 +236,16 @@ class VLLMSyncBackend:
     `llm_engine.step()` while any are unfinished, resolving each request's future as it finishes, so every
     trajectory still proceeds on its own. When idle the thread only waits on its queue, so the caller may use
     the `LLM` (weight sync, sleep/wake) between rollouts. The `LLM` is not shut down by `close()`.
+
+    On CUDA the driver thread first selects the engine's GPU (a new thread starts on GPU 0, where vLLM's
+    Triton kernels and copy streams would otherwise land): `device`, else the engine worker's device, else
+    the current device when the backend is built.
     """
 
-    def __init__(self, llm: Any, tokenizer: Any = None) -> None:
+    def __init__(self, llm: Any, tokenizer: Any = None, *, device: int | None = None) -> None:
         self.llm = llm
+        self.device = device if device is not None else _engine_cuda_device(llm)
+        """The CUDA device index the driver thread selects (None: no CUDA)."""
         self.engine = llm.llm_engine
         self.tokenizer = tokenizer if tokenizer is not None else llm.get_tokenizer()
         self.max_model_len = int(self.engine.model_config.max_model_len)
@@ -240,6 +272,7 @@ class VLLMSyncBackend:
                 self._thread.start()
 
     def _drive(self) -> None:
+        select_cuda_device(self.device)
         pending: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
 
         def settle(rid: str, value: Any = None, exc: BaseException | None = None) -> None:
@@ -450,8 +483,10 @@ class HTTPBackend:
             raise RuntimeError(
                 "the server returned no token_ids (is it a vLLM server with return_token_ids?)"
             )
-        lp = (choice.get("logprobs") or {}).get("token_logprobs") or [0.0] * len(ids)
-        lps = [float(x) if x is not None else 0.0 for x in lp]
+        # A logprob the server did not return is NaN (TRL: no importance correction for that token), never
+        # 0.0, which would claim probability 1 and drive the importance weight toward 0.
+        lp = (choice.get("logprobs") or {}).get("token_logprobs") or [None] * len(ids)
+        lps = [float(x) if x is not None else math.nan for x in lp]
         if len(lps) != len(ids):
             raise RuntimeError(f"server returned {len(ids)} token ids but {len(lps)} logprobs")
         fin = choice.get("finish_reason")
@@ -521,9 +556,11 @@ class TransformersBackend:
         if not greedy:
             kw.update(temperature=temperature, top_p=top_p, top_k=top_k if top_k and top_k > 0 else 0)
         with self._lock, torch.no_grad():
+            device = next(self.model.parameters()).device
+            if device.type == "cuda":  # a worker thread starts on GPU 0
+                select_cuda_device(device.index)
             if seed is not None:
                 torch.manual_seed(seed)
-            device = next(self.model.parameters()).device
             inp = torch.tensor([list(prompt_ids)], device=device)
             out = self.model.generate(inp, attention_mask=torch.ones_like(inp), **kw)
         ids = out.sequences[0, n_prompt:].tolist()

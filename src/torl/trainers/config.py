@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
 __all__ = ["TIRGRPOConfig"]
+
+logger = logging.getLogger(__name__)
+
+
+def has_accelerator() -> bool:
+    """Whether torch sees a device to train on other than the CPU (CUDA, XPU, MPS, NPU, HPU, XLA)."""
+    import torch
+    from transformers.utils import (
+        is_torch_hpu_available,
+        is_torch_mps_available,
+        is_torch_npu_available,
+        is_torch_xla_available,
+    )
+
+    if torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        return True
+    others = (is_torch_mps_available, is_torch_npu_available, is_torch_hpu_available, is_torch_xla_available)
+    return any(available() for available in others)
 
 
 @dataclass
@@ -18,7 +37,11 @@ class TIRGRPOConfig(GRPOConfig):
     `max_completion_length` is the whole response budget, model and tool-output tokens together (ToRL's
     "max response length"); `temperature`, `top_p` and `top_k` are the rollout's sampling settings.
     TRL's `min_p`, `repetition_penalty` and `generation_kwargs` are not used by the torl engine: setting
-    them is an error.
+    them is an error. `mask_truncated_completions` masks the trajectories cut off by the token or turn
+    budget (`finish_reason` "length" or "max_turns"), not those that ended on a stop string.
+
+    On a machine without an accelerator, the settings left unset default to what runs there: `use_cpu=True`
+    and `bf16=False` (TRL's default, bf16, needs a GPU); what was chosen is logged, explicit values are kept.
     """
 
     tir_format: str = field(
@@ -59,6 +82,15 @@ class TIRGRPOConfig(GRPOConfig):
             "On GPUs TRL builds the engine and this is not used."
         },
     )
+    per_request_seeds: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Send a seed with every generation request, so that rollouts replay exactly (a resumed "
+            "run samples what the uninterrupted one did). It costs speed in vLLM: seeded requests are "
+            "sampled row by row with their own generators and skip the fast (FlashInfer) sampler on GPUs. "
+            "Default (None): on without an accelerator or with full_determinism=True, off otherwise."
+        },
+    )
     vllm_served_model_name: str | None = field(
         default=None,
         metadata={"help": "Server mode: the model name the `vllm serve` replica answers to (default: asked)."},
@@ -81,6 +113,22 @@ class TIRGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self) -> None:
+        accelerator = has_accelerator()
+        if not accelerator:
+            chosen = []
+            if self.bf16 is None:  # TRL would pick bf16, which TrainingArguments rejects without a GPU
+                self.bf16 = False
+                chosen.append("bf16=False")
+            if not self.use_cpu:
+                self.use_cpu = True
+                chosen.append("use_cpu=True")
+            if chosen:
+                logger.warning("no accelerator found: TIRGRPOConfig uses %s", ", ".join(chosen))
+        if self.per_request_seeds is None:
+            on_cpu = not accelerator or self.use_cpu
+            self.per_request_seeds = on_cpu or bool(self.full_determinism)
+            why = "CPU" if on_cpu else "full_determinism" if self.full_determinism else "GPU: faster unseeded"
+            logger.info("per_request_seeds=%s (%s)", self.per_request_seeds, why)
         super().__post_init__()
         if self.max_tool_calls < 0:
             raise ValueError(f"max_tool_calls must be >= 0, got {self.max_tool_calls}")

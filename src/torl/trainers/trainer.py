@@ -24,6 +24,7 @@ from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
 from torl.core import Prompt, RolloutPolicy, Tool, Trajectory, save_jsonl
+from torl.rollout.backends import select_cuda_device
 from torl.rollout.engine import LoopThread
 from torl.trainers.config import TIRGRPOConfig
 from torl.trainers.metrics import trajectory_metrics
@@ -81,7 +82,9 @@ class TIRGRPOTrainer(GRPOTrainer):
             on first use and closes it in `close()` (or at interpreter exit).
         rollout: a ready `RolloutPolicy` to use instead of building a `TIRRollout` (then `tool` must be None;
             the rollout's own tool is the caller's to start and close).
-            A `TIRRollout.from_llm(llm)` is synced like the colocated engine (needs `use_vllm=True`).
+            A `TIRRollout.from_llm(llm)` is synced like the colocated engine (needs `use_vllm=True`; on
+            several GPUs build each process' `LLM` with `distributed_executor_backend="external_launcher"`).
+            A `TIRRollout.from_server([...])` in server mode gets the weights on every replica it lists.
         Other arguments go to `GRPOTrainer` (`rollout_func`, `tools` and `environment_factory` are taken).
     """
 
@@ -160,9 +163,17 @@ class TIRGRPOTrainer(GRPOTrainer):
         finally:
             if self._own_colocate:
                 args.use_vllm = True
+        # TRL calls a completion truncated when its last token is not EOS, which a stop string or the tool
+        # budget ending is not: torl masks by the engine's finish reasons instead (see _generate).
+        self._mask_truncated = bool(args.mask_truncated_completions)
+        self.mask_truncated_completions = False
+        self._full_copy: Any = None  # FullWeightsCopy: the transformers backend's unsharded model under FSDP
+        self._copy_step = -1
         if self._own_colocate:
-            from torl.trainers.vllm_colocate import ColocatedVLLM
+            from torl.trainers.vllm_colocate import ColocatedVLLM, check_user_llm
 
+            if given_llm is not None:
+                check_user_llm(given_llm, self.accelerator.num_processes)
             self.use_vllm = True
             self._last_loaded_step = -1
             self.vllm_generation = ColocatedVLLM(
@@ -176,6 +187,12 @@ class TIRGRPOTrainer(GRPOTrainer):
         if built:
             self._rollout = self._build_rollout()
         self._check_rollout_model()
+        if self.use_vllm and self.vllm_mode == "server":
+            from torl.trainers.weight_sync import ServerWeightSync
+
+            # Every replica the rollout uses gets the weights; no rank generates before they all have them.
+            replicas = getattr(getattr(self._rollout, "backend", None), "base_urls", ())
+            ServerWeightSync(self.vllm_generation, replicas)
         # Runs on close(), when the trainer is collected, or at interpreter exit; holds no trainer reference.
         self._finalizer = weakref.finalize(self, _Closer(self._tools or [], self._rollout, built))
 
@@ -203,7 +220,7 @@ class TIRGRPOTrainer(GRPOTrainer):
         tok = self.processing_class
         kw = self._engine_kwargs()
         if not self.use_vllm:
-            return TIRRollout.from_transformers(self.accelerator.unwrap_model(self.model), tok, **kw)
+            return TIRRollout.from_transformers(self._transformers_generation_model(), tok, **kw)
         if self.vllm_mode == "colocate":
             return TIRRollout.from_llm(self.vllm_generation.llm, tokenizer=tok, **kw)
         a = self.args
@@ -211,10 +228,26 @@ class TIRGRPOTrainer(GRPOTrainer):
         name = a.vllm_served_model_name or _served_model_name(base_url)
         return TIRRollout.from_server(base_url, name, tok, max_model_len=a.vllm_max_model_length, **kw)
 
+    def _transformers_generation_model(self) -> Any:
+        """The model the transformers backend generates with: the policy itself, or under FSDP an unsharded
+        copy (generating on shards runs collectives per forward: ranks with different lengths would hang)."""
+        zero3_sharded = self._dist.is_zero3 and not self.args.ds3_gather_for_generation
+        if zero3_sharded and self.accelerator.num_processes > 1:
+            raise ValueError("the transformers backend under ZeRO-3 needs ds3_gather_for_generation=True: "
+                             "ranks generate different lengths, and sharded forwards would wait forever")
+        if self._dist.is_fsdp:
+            from torl.trainers.weight_sync import FullWeightsCopy
+
+            self._full_copy = FullWeightsCopy(self.model, self.accelerator)
+            return self._full_copy.model
+        return self.accelerator.unwrap_model(self.model)
+
     def _check_rollout_model(self) -> None:
         backend = getattr(self._rollout, "backend", None)
         model = getattr(backend, "model", None)
         unwrapped = self.accelerator.unwrap_model(self.model)
+        if self._full_copy is not None and model is self._full_copy.model:
+            return
         if not self.use_vllm and model is not None and not isinstance(model, str) and model is not unwrapped:
             raise ValueError("rollout= generates with another transformers model than the one being trained")
 
@@ -243,10 +276,16 @@ class TIRGRPOTrainer(GRPOTrainer):
 
     def _generation_context(self) -> Any:
         """For the transformers backend: gradient checkpointing off (it breaks `generate`'s KV cache in
-        training mode) and DeepSpeed ZeRO-3 parameters gathered, as TRL does for its own generation."""
+        training mode) and DeepSpeed ZeRO-3 parameters gathered, as TRL does for its own generation; under
+        FSDP the unsharded copy is refreshed instead (every process, once per step)."""
         if self.use_vllm:
             if self.vllm_mode == "colocate" and self.args.vllm_enable_sleep_mode and not self._own_colocate:
                 return self._vllm_awake()
+            return contextlib.nullcontext()
+        if self._full_copy is not None:
+            if self._copy_step != self.state.global_step:
+                self._full_copy.refresh()
+                self._copy_step = self.state.global_step
             return contextlib.nullcontext()
         from trl.models import unwrap_model_for_generation
 
@@ -260,7 +299,8 @@ class TIRGRPOTrainer(GRPOTrainer):
         seed = (self.args.seed * 1_000_003 + self.state.global_step * 7919 + self.accelerator.process_index
                 * 104_729 + (0 if mode == "train" else 13)) % (2**31 - 1)
         sampling: dict[str, Any] = {
-            "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k or 0, "seed": seed,
+            "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k or 0,
+            "seed": seed if self.args.per_request_seeds else None,
             "max_new_tokens": self.max_completion_length,
         }
         policy = self._rollout
@@ -270,6 +310,9 @@ class TIRGRPOTrainer(GRPOTrainer):
             else:
                 if self._loop_thread is None:
                     self._loop_thread = LoopThread("torl-trainer-loop")
+                    if torch.cuda.is_available():  # a policy's CUDA work there runs on this rank's GPU
+                        device = torch.cuda.current_device()
+                        self._loop_thread.loop.call_soon_threadsafe(select_cuda_device, device)
                 trajs = self._loop_thread.run(policy.generate(prompts, 1, **sampling))
         trajs = list(trajs)
         if len(trajs) != len(prompts):
@@ -300,6 +343,40 @@ class TIRGRPOTrainer(GRPOTrainer):
             out["env_mask"].append(mask)
         out["trajectories"] = trajs
         return out
+
+    def _generate(self, prompts: list) -> tuple:
+        """TRL's `_generate`, told which completions were really cut off: TRL reads "truncated" as "the last
+        token is not EOS", which is also true of a trajectory that ended on a stop string (`</answer>`) or
+        was stopped by the tool budget. The engine's finish reasons say which ran out of tokens or turns;
+        those are masked when `mask_truncated_completions` is on, and the clipped-ratio metrics count them."""
+        out = super()._generate(prompts)
+        prompt_ids, completion_ids, tool_mask, completions, logprobs, extra, images, tool_images = out
+        trajs = extra.get("trajectories")
+        if not (isinstance(trajs, list) and len(trajs) == len(completion_ids)
+                and all(isinstance(t, Trajectory) for t in trajs)):
+            return out
+        cut = [_cut_off(t) for t in trajs]
+        self._log_clipped(cut, tool_mask, completion_ids)
+        if self._mask_truncated and tool_mask is not None:
+            tool_mask = [[0] * len(m) if c else m for m, c in zip(tool_mask, cut, strict=True)]
+        return prompt_ids, completion_ids, tool_mask, completions, logprobs, extra, images, tool_images
+
+    def _log_clipped(self, cut: list[bool], tool_mask: Any, completion_ids: list) -> None:
+        """Replace TRL's EOS-based `completions/clipped_ratio` and terminated-length metrics of this batch."""
+        mode = "train" if self.model.training else "eval"
+        device = self.accelerator.device
+        lengths = [sum(m) for m in tool_mask] if tool_mask is not None else [len(c) for c in completion_ids]
+        is_cut = self.accelerator.gather(torch.tensor(cut, device=device))
+        lengths = self.accelerator.gather(torch.tensor(lengths, device=device)).float()
+        done = lengths[~is_cut]
+        if len(done) == 0:
+            done = torch.zeros(1, device=device)
+        values = {"clipped_ratio": is_cut.float().mean().item(), "mean_terminated_length": done.mean().item(),
+                  "min_terminated_length": done.min().item(), "max_terminated_length": done.max().item()}
+        for key, value in values.items():
+            series = self._metrics[mode][f"completions/{key}"]
+            if series:
+                series[-1] = value  # TRL appended its own value for this batch just before
 
     def _get_train_sampler(self, dataset: Any = None) -> Any:
         return _EpochRepeatSampler(
@@ -445,6 +522,11 @@ def _failed(t: Any) -> bool:
 
 def _has_accelerator() -> bool:
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def _cut_off(t: Trajectory) -> bool:
+    """Cut off before the model finished: out of tokens (or context), or out of turns."""
+    return t.finish_reason in ("length", "max_turns")
 
 
 def _served_model_name(base_url: str) -> str:
