@@ -80,7 +80,7 @@ class TIRGRPOTrainer(GRPOTrainer):
         tool: the `Tool` that runs the model's code (e.g. `PythonTool(LocalSandbox())`). The trainer starts it
             on first use and closes it in `close()` (or at interpreter exit).
         rollout: a ready `RolloutPolicy` to use instead of building a `TIRRollout` (then `tool` must be None;
-            the rollout's own tool is the caller's to start and close).
+            the rollout's own tool is the caller's to start and close; `tool_cache` does not apply).
             A `TIRRollout.from_llm(llm)` is synced like the colocated engine (needs `use_vllm=True`).
         Other arguments go to `GRPOTrainer` (`rollout_func`, `tools` and `environment_factory` are taken).
     """
@@ -145,6 +145,14 @@ class TIRGRPOTrainer(GRPOTrainer):
                           "them, so rollouts come from a stale policy", stacklevel=2)
 
         self._tools: Any = [tool] if tool is not None else tools
+        if args.tool_cache and self._tools:  # one log for all tools; each keys cells by its own name
+            from torl.tools.cache import CachedTool, ToolCache
+
+            cache = ToolCache(args.tool_cache_log)
+            if isinstance(self._tools, dict):
+                self._tools = {k: CachedTool(t, cache) for k, t in self._tools.items()}
+            else:
+                self._tools = [CachedTool(t, cache) for t in self._tools]
         self._rollout: Any = rollout
         self._loop_thread: LoopThread | None = None
         self._last_trajectories: list[Trajectory] | None = None
