@@ -41,8 +41,9 @@ examples:
   torl view runs/exp1/trajectories/ --metrics runs/exp1/trainer_state.json -o exp1.html
   torl view runs/exp1 -o exp1.html        # a trainer output folder: trajectories/ and trainer_state.json
 
-The page is a single HTML file (no network access): trajectories with their code cells and outputs,
-filters by benchmark, correctness and tool use, and training curves from the metrics file.
+The page is a single HTML file (no network access): a summary line per run, trajectories with their code
+cells and outputs, filters by benchmark, correctness, tool use, provenance and reliance, several runs side
+by side (accuracy, tool use, reliance per problem size or benchmark), and training curves.
 """
 
 
@@ -156,7 +157,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--counterfactual",
         action="store_true",
-        help="re-run each tool call with its output perturbed and report how much the answers rely on the tool",
+        help="re-run each tool call with its output perturbed and report how much answers rely on the tool",
     )
     g.add_argument(
         "--counterfactual-kinds",
@@ -389,8 +390,8 @@ def _add_rescore(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", type=Path, help="a trajectory file, or a run folder")
-    p.add_argument("--scorer", default="torl", help="a scorer name (above) or package.module:attr (default torl)")
-    p.add_argument("--format", dest="tir_format", help="render the tool output again with this format (torl, xml, ...)")
+    p.add_argument("--scorer", default="torl", help="a scorer (above) or package.module:attr (default torl)")
+    p.add_argument("--format", dest="tir_format", help="render the tool output again with this format")
     p.add_argument(
         "--format-arg",
         action="append",
@@ -399,7 +400,7 @@ def _add_rescore(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="an option of the format, e.g. max_chars=512 (repeatable; JSON values)",
     )
-    p.add_argument("--tokenizer", help="tokenizer for the new tool output (default: the model in RUN/results.json)")
+    p.add_argument("--tokenizer", help="for the new tool output (default: the model of RUN/results.json)")
     p.add_argument("--output", "-o", type=Path, help="where the rescored files go (default RUN/rescored)")
     p.add_argument("--no-save", action="store_true", help="only report, write nothing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -423,7 +424,9 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
-    how = f"scorer {report.scorer}" + (f", tool output rendered again by {report.format}" if report.format else "")
+    how = f"scorer {report.scorer}"
+    if report.format:
+        how += f", tool output rendered again by {report.format}"
     print(f"rescored {report.total.n} trajectories of {args.run} offline ({how})")
     print(format_rescore(report))
     if report.skipped:

@@ -47,11 +47,17 @@ async def test_evaluate_records_the_runs_and_resumes(engine, tmp_path):
     # the tiny model answers nothing once the tool is off: it relies on it
     assert by["disabled", 0]["changed"] and by["disabled", 0]["pred"] is None and relies_on_tool(t) is True
     # only the suffix was generated; the prefix (prompt excluded) was reused as recorded
-    assert by["replay", 1]["reused"] == t.segments[3].start and 0 < by["replay", 1]["generated"] < t.num_model_tokens
+    assert (
+        by["replay", 1]["reused"] == t.segments[3].start
+        and 0 < by["replay", 1]["generated"] < t.num_model_tokens
+    )
     s = result.summary["benchmarks"]["toy"]["counterfactual"]
     assert s["tested"] == 1 and s["runs"] == 6 and s["reliance"] == 1.0
     assert s["kinds"]["replay"]["changed"] == 0.0 and s["kinds"]["disabled"]["changed"] == 1.0
-    assert s["kinds"]["disabled"]["correct_to_wrong"] == 1.0 and result.summary["counterfactual"]["reliance"] == 1.0
+    assert (
+        s["kinds"]["disabled"]["correct_to_wrong"] == 1.0
+        and result.summary["counterfactual"]["reliance"] == 1.0
+    )
     saved = load_jsonl(out.with_name("trajectories_counterfactual.jsonl"))
     assert len(saved) == 6 and {x.metadata["counterfactual"]["kind"] for x in saved} == set(cf.kinds)
     assert load_jsonl(out)[0].metadata["counterfactual"] == runs
@@ -71,13 +77,15 @@ async def test_swap_shows_another_problems_output(engine, tir_model_path):
     from torl.tools import LocalSandbox
 
     async with LocalSandbox(timeout_s=5, workers=1, preload=()) as tool:
-        xml = TIRRollout.from_transformers(tir_model_path, tool=tool, tir_format="xml", max_tool_calls=1,
-                                           max_new_tokens=64)
+        xml = TIRRollout.from_transformers(
+            tir_model_path, tool=tool, tir_format="xml", max_tool_calls=1, max_new_tokens=64
+        )
         (other,) = await xml.generate([XML_ONE_CALL.prompt], temperature=0.0, metadata=[{"problem": "7 * 6"}])
         await xml.close()
     assert other.tool_calls[0].result.output == "42\n"
-    (t,) = await engine.generate([TORL_TWO_CALLS.prompt], temperature=0.0,
-                                 metadata=[{"answer": "413", "problem": TOY.problem}])
+    (t,) = await engine.generate(
+        [TORL_TWO_CALLS.prompt], temperature=0.0, metadata=[{"answer": "413", "problem": TOY.problem}]
+    )
     from torl.rewards import MathAnswerReward
 
     await MathAnswerReward().ascore_trajectories([t])
@@ -85,7 +93,7 @@ async def test_swap_shows_another_problems_output(engine, tir_model_path):
     assert len(runs) == 2 and "\n42\n```\n" in runs[0].completion_text
     assert [r["changed"] for r in t.metadata["counterfactual"]] == [False, False]
     g = summarize_counterfactual([t])["overall"]
-    assert g["follows_output"] == 0.0 and g["reliance"] is None  # no `disabled` run: not measured
+    assert g["follows_output"] == 0.0 and g["reliance"] is None  # no run took the output away: not measured
 
 
 def test_rates_from_recorded_outcomes():
@@ -99,20 +107,34 @@ def test_rates_from_recorded_outcomes():
         return t
 
     def run(kind, call, changed, correct):
-        return {"kind": kind, "call": call, "changed": changed, "correct": correct, "generated": 3, "reused": 9}
+        return {
+            "kind": kind,
+            "call": call,
+            "changed": changed,
+            "correct": correct,
+            "generated": 3,
+            "reused": 9,
+        }
 
     ts = [
         traj("a", True, [run("disabled", 0, True, False), run("swap", 0, True, False)]),
         traj("a", True, [run("disabled", 0, False, True), run("swap", 0, False, True)]),
         traj("b", False, [run("disabled", 0, True, True), run("swap", 0, False, False)]),
         traj("b", False, []),
+        # the error run at call 0 keeps the answer: it can answer without the tool, whatever `disabled` did
+        traj(
+            "b",
+            False,
+            [run("disabled", 0, True, False), run("error", 0, False, False), run("error", 1, True, False)],
+        ),
     ]
+    assert [relies_on_tool(t) for t in ts] == [True, False, True, None, False]
     s = summarize_counterfactual(ts)
     a, b, every = s["groups"]["a"], s["groups"]["b"], s["overall"]
     assert (a["reliance"], a["follows_output"], a["changed"], a["correct_to_wrong"]) == (0.5, 0.5, 0.5, 0.5)
-    assert (b["tested"], b["reliance"], b["correct_to_wrong"]) == (1, 1.0, None)
-    assert b["kinds"]["disabled"]["wrong_to_correct"] == 1.0
-    assert every["reliance"] == pytest.approx(2 / 3) and every["generated_tokens"] == 18
+    assert (b["tested"], b["reliance"], b["correct_to_wrong"]) == (2, 0.5, None)
+    assert b["kinds"]["disabled"]["wrong_to_correct"] == 0.5 and b["kinds"]["error"]["changed"] == 0.5
+    assert every["reliance"] == 0.5 and every["generated_tokens"] == 27
 
 
 def test_bad_settings_are_user_errors():

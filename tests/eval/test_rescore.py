@@ -26,11 +26,18 @@ def run_dir(tir_model_path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
 
     async def go():
-        tool = CachedTool(LocalSandbox(timeout_s=5, workers=1, preload=()), ToolCache(folder / "tool_log.jsonl"))
+        tool = CachedTool(
+            LocalSandbox(timeout_s=5, workers=1, preload=()), ToolCache(folder / "tool_log.jsonl")
+        )
         async with tool:
             eng = TIRRollout.from_transformers(tir_model_path, tool=tool, max_tool_calls=2, max_new_tokens=96)
-            await evaluate(eng, [TOY], EvalSettings(k=2, temperature=0.0, max_new_tokens=96, max_tool_calls=2),
-                           output=folder / "trajectories.jsonl", progress=False)
+            await evaluate(
+                eng,
+                [TOY],
+                EvalSettings(k=2, temperature=0.0, max_new_tokens=96, max_tool_calls=2),
+                output=folder / "trajectories.jsonl",
+                progress=False,
+            )
             await eng.close()
 
     asyncio.run(go())
@@ -61,12 +68,22 @@ def test_rerendering_changes_only_the_tool_output(run_dir, tir_model_path):
     t = load_jsonl(run_dir / "trajectories.jsonl")[0]
     r = rerender(t, get_format("torl", max_chars=2), tok)
     assert [s.text for s in r.segments if s.kind == "tool"] == ["\n4...3\n```\n", "\n4...8\n```\n"]
-    assert [s.text for s in r.segments if s.kind == "model"] == [s.text for s in t.segments if s.kind == "model"]
-    model_ids = lambda x: [i for i, m in zip(x.completion_ids, x.env_mask) if m]  # noqa: E731
+    assert [s.text for s in r.segments if s.kind == "model"] == [
+        s.text for s in t.segments if s.kind == "model"
+    ]
+    model_ids = lambda x: [i for i, m in zip(x.completion_ids, x.env_mask) if m]
     assert model_ids(r) == model_ids(t) and sum(r.env_mask) == sum(t.env_mask)
-    assert tok.decode(r.completion_ids) == r.completion_text and r.metadata["rerendered"] == {"format": "torl"}
-    report = rescore_run(run_dir, "math", tir_format="torl", format_options={"max_chars": 2},
-                         tokenizer=tir_model_path, save=False)
+    assert tok.decode(r.completion_ids) == r.completion_text and r.metadata["rerendered"] == {
+        "format": "torl"
+    }
+    report = rescore_run(
+        run_dir,
+        "math",
+        tir_format="torl",
+        format_options={"max_chars": 2},
+        tokenizer=tir_model_path,
+        save=False,
+    )
     assert report.rows[0].text_changed == 2 and report.rows[0].flipped == 0
 
 
@@ -76,10 +93,25 @@ def test_the_command(run_dir, capsys):
     assert "rescored 2 trajectories" in out and "wrong->right" in out
     line = next(x for x in out.splitlines() if x.startswith("trajectories.jsonl"))
     assert line.split()[1:7] == ["2", "0.0%", "100.0%", "2", "2", "0"]
-    assert main(["rescore", str(run_dir / "trajectories.jsonl"), "--scorer", "torl.rewards:ToRLReward",
-                 "--json", "--no-save"]) == 0
+    assert (
+        main(
+            [
+                "rescore",
+                str(run_dir / "trajectories.jsonl"),
+                "--scorer",
+                "torl.rewards:ToRLReward",
+                "--json",
+                "--no-save",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
-    assert report["total"]["n"] == 2 and report["total"]["flipped"] == 0 and report["total"]["rewards_changed"] == 2
+    assert (
+        report["total"]["n"] == 2
+        and report["total"]["flipped"] == 0
+        and report["total"]["rewards_changed"] == 2
+    )
 
 
 @pytest.mark.parametrize(

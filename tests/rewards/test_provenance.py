@@ -28,8 +28,9 @@ def tiny_trajectories(tir_model_path):
     async def go():
         async with LocalSandbox(timeout_s=5, workers=1, preload=()) as tool:
             eng = TIRRollout.from_transformers(tir_model_path, tool=tool, max_tool_calls=2, max_new_tokens=96)
-            (t,) = await eng.generate([TORL_TWO_CALLS.prompt], temperature=0.0,
-                                      metadata=[{"problem": "What is 12 * 34 + 5?"}])
+            (t,) = await eng.generate(
+                [TORL_TWO_CALLS.prompt], temperature=0.0, metadata=[{"problem": "What is 12 * 34 + 5?"}]
+            )
             swapped = await eng.resume(t, 0, ToolResult(output="999\n"), temperature=0.0)
             await eng.close()
             return t, swapped
@@ -45,8 +46,14 @@ def test_the_tiny_models_answer_is_copied_from_its_tool_output(tiny_trajectories
     # with 999 shown at call 0 it still answers 413: the second cell printed 408 and no output showed 413
     q = check_provenance(swapped)
     assert q.answer == "413" and q.derived and not q.copied
-    assert provenance_rates([p, q]) == {"answer_copied": 0.5, "boxed_by_code": 0.0, "hardcoded_answer": 0.0,
-                                        "repeated_cells": 0.0, "echo_calls": 0.0, "answer_derived": 0.5}
+    assert provenance_rates([p, q]) == {
+        "answer_copied": 0.5,
+        "boxed_by_code": 0.0,
+        "hardcoded_answer": 0.0,
+        "repeated_cells": 0.0,
+        "echo_calls": 0.0,
+        "answer_derived": 0.5,
+    }
 
 
 def test_the_training_metrics_carry_the_checks(tiny_trajectories):
@@ -64,15 +71,27 @@ def test_the_training_metrics_carry_the_checks(tiny_trajectories):
         (cell("x = 756 + 396\nprint(x)", "1152") + "So \\boxed{1153}.", "1153", set()),  # derived (a slip)
         (cell("print(1152)", "1152") + "\\boxed{1152}", "1152", {"copied", "hardcoded"}),
         (cell("x = 1152\nprint(x)", "1152") + "\\boxed{1152}", "1152", {"copied", "hardcoded"}),
-        (cell('print(f"The answer is {1152}")', "The answer is 1152") + "\\boxed{1152}", "1152",
-         {"copied"}),  # a sentence is not the answer literal
-        (cell('print(r"\\boxed{1152}")', "\\boxed{1152}") + "\\boxed{1152}", "1152",
-         {"copied", "boxed_by_code", "hardcoded"}),
-        (cell("print('\\\\boxed{%d}' % (756 + 396))", "\\boxed{1152}") + "\\boxed{1152}", "1152",
-         {"copied", "boxed_by_code"}),
+        (
+            cell('print(f"The answer is {1152}")', "The answer is 1152") + "\\boxed{1152}",
+            "1152",
+            {"copied"},
+        ),  # a sentence is not the answer literal
+        (
+            cell('print(r"\\boxed{1152}")', "\\boxed{1152}") + "\\boxed{1152}",
+            "1152",
+            {"copied", "boxed_by_code", "hardcoded"},
+        ),
+        (
+            cell("print('\\\\boxed{%d}' % (756 + 396))", "\\boxed{1152}") + "\\boxed{1152}",
+            "1152",
+            {"copied", "boxed_by_code"},
+        ),
         (cell("x = 4 - 2\nprint(x)", "2") + "\\boxed{2}", "2", {"copied"}),  # computed, not hard-coded
-        (cell("print(756, 396)", "756 396") + cell("print(756, 396)", "756 396") + "\\boxed{1152}", "1152",
-         {"repeated", "echo"}),
+        (
+            cell("print(756, 396)", "756 396") + cell("print(756, 396)", "756 396") + "\\boxed{1152}",
+            "1152",
+            {"repeated", "echo"},
+        ),
         (cell('print("Ann has 756 apples")', "Ann has 756 apples") + "\\boxed{1152}", "1152", {"echo"}),
         (cell("print(max(756, 396))", "756") + "\\boxed{1152}", "1152", set()),  # computes: not an echo
     ],

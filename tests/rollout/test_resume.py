@@ -88,7 +88,10 @@ async def test_only_the_suffix_is_generated_and_the_prefix_is_kept(backend, tool
     assert len(new_turns) == len(rec.requests)
     for seg, (sent, _, out) in zip(new_turns, rec.requests, strict=True):
         assert sent == r.prompt_ids + r.completion_ids[: seg.start]
-        assert r.completion_ids[seg.start : seg.end] == out.token_ids and r.logprobs[seg.start : seg.end] == out.logprobs
+        assert (
+            r.completion_ids[seg.start : seg.end] == out.token_ids
+            and r.logprobs[seg.start : seg.end] == out.logprobs
+        )
     # the second call of the suffix ran in the sandbox; the first (replaced) did not run again
     assert [c for c, _ in tool.runs[runs:]] == [t.tool_calls[1].call.code]
 
@@ -114,8 +117,11 @@ async def test_earlier_cells_run_again_in_the_new_session_before_a_later_call(ti
         if "RuntimeError" in text:
             return "Again.\n```python\nprint(x + 1)\n```\n```output"
         n = text.count("```output")
-        return ["```python\nx = 41\nprint(x)\n```\n```output", "```python\nprint(x)\n```\n```output",
-                "So \\boxed{41}."][min(n, 2)]
+        return [
+            "```python\nx = 41\nprint(x)\n```\n```output",
+            "```python\nprint(x)\n```\n```output",
+            "So \\boxed{41}.",
+        ][min(n, 2)]
 
     eng = TIRRollout(ScriptedBackend(tir_tokenizer, script), tool=tool, max_tool_calls=3, max_new_tokens=200)
     (t,) = await eng.generate(["Q: "], temperature=0.0)
@@ -135,5 +141,5 @@ async def test_resume_refuses_a_call_it_cannot_resume(backend, tool):
         await eng.resume(t, 5)
     broken = t.model_copy(deep=True)
     broken.tool_calls[0].output_segment = None
-    with pytest.raises(ValueError, match="cannot be resumed"):
+    with pytest.raises(ValueError, match="cannot resume it"):
         await eng.resume(broken, 0)

@@ -135,7 +135,8 @@ async def test_the_log_file_replays_in_a_new_process(tmp_path):
 
 
 async def test_a_group_of_the_tiny_model_hits_the_log(tir_model_path):
-    """Four greedy samples of one prompt (a GRPO group) write the same two cells: two run, six are answered."""
+    """Four greedy samples of one prompt (a GRPO group) write the same two cells: two run, six are
+    answered from the log."""
     from torl.rollout import TIRRollout
     from torl.testing import TORL_TWO_CALLS
     from torl.trainers.metrics import trajectory_metrics

@@ -1,4 +1,5 @@
-"""Counterfactual tool reliance: does the model read the tool's output, or would it answer the same without it?
+"""Counterfactual tool reliance: does the model read the tool's output, or would it answer the same
+without it?
 
 For each tool call of a finished trajectory, the rollout is resumed from the recorded prefix (token ids, as
 sampled: `TIRRollout.resume`) with the call's output replaced, and only the rest is generated:
@@ -36,14 +37,16 @@ __all__ = [
 ]
 
 COUNTERFACTUAL_KINDS: tuple[str, ...] = ("disabled", "error", "swap", "replay")
-"""Every perturbation: the tool disabled, an error, another problem's output, the recorded output (control)."""
+"""Every perturbation: the tool disabled, an error, another problem's output, the recorded output
+(a control)."""
 
 TOOL_DISABLED = ToolResult.failure("sandbox_error", "The Python tool is unavailable: the code was not run.")
 """The result a call gets with the tool disabled (ToRL's rendering shows its `error`)."""
 TOOL_ERROR = ToolResult.failure(
     "error",
     "RuntimeError: the cell failed",
-    output='Traceback (most recent call last):\n  File "<cell>", line 1, in <module>\nRuntimeError: the cell failed\n',
+    output='Traceback (most recent call last):\n  File "<cell>", line 1, in <module>\n'
+    "RuntimeError: the cell failed\n",
 )
 """The result of the `error` perturbation."""
 
@@ -74,7 +77,8 @@ class CounterfactualSettings:
         bad = [k for k in self.kinds if k not in COUNTERFACTUAL_KINDS]
         if bad or not self.kinds:
             raise ConfigError(
-                f"unknown counterfactual kind(s) {bad or self.kinds}: choose from {', '.join(COUNTERFACTUAL_KINDS)}"
+                f"unknown counterfactual kind(s) {bad or self.kinds}: "
+                f"choose from {', '.join(COUNTERFACTUAL_KINDS)}"
             )
         if self.max_calls is not None and self.max_calls < 1:
             raise ConfigError(f"max_calls must be >= 1, got {self.max_calls}")
@@ -240,13 +244,17 @@ async def run_counterfactuals(
     return outs
 
 
+REMOVALS: tuple[str, ...] = ("disabled", "error")
+"""The perturbations that take the tool's output away (what `relies_on_tool` reads)."""
+
+
 def relies_on_tool(t: Trajectory) -> bool | None:
-    """Whether the answer needs the tool: it changes when the tool is disabled from the first call on
-    (None: not measured, i.e. no tool call or no `disabled` run)."""
-    for r in t.metadata.get("counterfactual") or []:
-        if r.get("kind") == "disabled" and r.get("call") == 0:
-            return bool(r.get("changed"))
-    return None
+    """Whether the answer needs the tool: it changes under every run that took the first call's output
+    away (`disabled`, `error`; None: none was run). One such run that keeps the answer shows the model
+    can answer without the tool; requiring all of them keeps a message the model never saw (and answers
+    oddly to) from passing for reliance."""
+    runs = [r for r in t.metadata.get("counterfactual") or [] if r.get("kind") in REMOVALS and r.get("call") == 0]
+    return all(bool(r.get("changed")) for r in runs) if runs else None
 
 
 def follows_output(t: Trajectory) -> bool | None:
@@ -301,7 +309,8 @@ def summarize_counterfactual(
     benchmark; the nano run groups by problem size).
 
     Each entry: `trajectories`, `tool_using`, `tested` (trajectories with runs), `runs`; `reliance` (share
-    of tested trajectories whose answer changes with the tool disabled from the first call on),
+    of tested trajectories whose answer changes under every run that took the first call's output away:
+    `relies_on_tool`),
     `follows_output` (share whose answer changes with another problem's output swapped in), `changed`
     and `correct_to_wrong` (share of perturbed runs whose answer changed; of the originally correct
     ones, share that ended wrong; over all perturbations but the replay control), and per kind `runs`,

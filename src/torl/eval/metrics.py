@@ -165,5 +165,6 @@ def summarize(
     avg = {k: _mean(s[k] for s in benches.values()) for k in keys} if benches else {}
     out = {"benchmarks": benches, "average": avg}
     if any("counterfactual" in s for s in benches.values()):
-        out["counterfactual"] = summarize_counterfactual([t for ts in by_bench.values() for t in ts])["overall"]
+        every = [t for ts in by_bench.values() for t in ts]
+        out["counterfactual"] = summarize_counterfactual(every)["overall"]
     return out

@@ -153,7 +153,8 @@ class FileRescore:
     right_to_wrong: int = 0
     rewards_changed: int = 0
     rewards_known: int = 0
-    """Trajectories whose earlier reward is on record (eval and nano: `reward`; training: one reward function's)."""
+    """Trajectories whose earlier reward is on record (eval and nano: `reward`; training: the one reward
+    function's)."""
     text_changed: int = 0
     """Trajectories whose rendered text changed (with a format)."""
 

@@ -28,7 +28,8 @@ class NanoScores:
     code_error_rate: float | None
     by_size: dict[str, dict[str, Any]] = field(default_factory=dict)
     reliance: float | None = None
-    """Share of tool-using answers that change with the tool disabled (counterfactual runs; None: not run)."""
+    """Share of tool-using answers that change whenever the tool's output is taken away (counterfactual
+    runs, `torl.eval.relies_on_tool`; None: not run)."""
     follows_output: float | None = None
     """Share of tool-using answers that change with another problem's output swapped in."""
 
@@ -89,7 +90,8 @@ async def evaluate_nano(
     )
     await reward.ascore_trajectories(trajs)  # answers: metadata["answer"]
     if counterfactual:
-        await run_counterfactuals(engine, trajs, CounterfactualSettings(temperature=temperature), reward=reward)
+        settings = CounterfactualSettings(temperature=temperature)
+        await run_counterfactuals(engine, trajs, settings, reward=reward)
     return summarize_nano(trajs), trajs
 
 
@@ -102,7 +104,10 @@ def nano_table(rows: dict[str, NanoScores]) -> str:
     rely = any(s.reliance is not None for s in rows.values())
     size_head = "acc/tool/relies" if rely else "acc/tool"
     w = 23 if rely else 15
-    head = f"{'model':<22}{'accuracy':>10}{'tool use':>10}{'code err':>10}   {'small ' + size_head:>{w}}   {'large ' + size_head:>{w}}"
+    head = (
+        f"{'model':<22}{'accuracy':>10}{'tool use':>10}{'code err':>10}   "
+        f"{'small ' + size_head:>{w}}   {'large ' + size_head:>{w}}"
+    )
     lines = [head, "-" * len(head)]
 
     def cols(d: dict) -> str:
@@ -116,5 +121,5 @@ def nano_table(rows: dict[str, NanoScores]) -> str:
             f"{cols(sm):>{w}}   {cols(lg):>{w}}"
         )
     if rely:
-        lines.append("relies: share of tool-using answers that change when the tool is disabled (counterfactual)")
+        lines.append("relies: share of tool-using answers that change with the tool off (counterfactual)")
     return "\n".join(lines)

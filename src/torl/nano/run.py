@@ -20,6 +20,11 @@ from torl.nano.evaluate import NanoScores, evaluate_nano, nano_table, summarize_
 from torl.nano.pretrain import PretrainConfig, default_cache_dir, pick_threads, pretrain
 from torl.nano.tasks import NanoProblem, make_problems
 
+NANO_ERROR_MESSAGE = "NameError: name 'y' is not defined"
+"""The `error` perturbation of the nano run's counterfactuals: the failure of the buggy cells in its data,
+after which the model learned to fall back to hand arithmetic. An error text it never saw it copies into
+its box like any output, so that removal would say more about the message than about the tool."""
+
 
 @dataclass
 class NanoConfig:
@@ -99,7 +104,8 @@ def _progress_callback(log: Callable[[str], None], total: int):
                 f"[grpo] step {state.global_step:>3}/{total}  reward {g('reward', float('nan')):+.3f}  "
                 f"accuracy {g('tir/accuracy', float('nan')):.3f}  tool use {g('tir/frac_with_tool_call', float('nan')):.3f}  "
                 f"code errors {g('tir/code_error_rate', float('nan')):.3f}  "
-                f"cells from the log {g('tir/tool_cache_hit_rate', float('nan')):.3f}  {time.time() - self.t0:.0f}s"
+                f"cells from the log {g('tir/tool_cache_hit_rate', float('nan')):.3f}  "
+                f"{time.time() - self.t0:.0f}s"
             )
 
     return Progress()
@@ -136,6 +142,7 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
+    from torl.core import ToolResult
     from torl.rewards import ToRLReward
     from torl.rollout import TIRRollout
     from torl.tools import LocalSandbox, PythonTool
@@ -200,6 +207,8 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
             from torl.eval.counterfactual import CounterfactualSettings, run_counterfactuals
 
             reward = ToRLReward()
+            trace = f'Traceback (most recent call last):\n  File "<cell>", line 2, in <module>\n{NANO_ERROR_MESSAGE}\n'
+            error = ToolResult.failure("error", NANO_ERROR_MESSAGE, output=trace)
 
             async with PythonTool(LocalSandbox(timeout_s=5, preload=())) as eval_tool:
                 engine = TIRRollout.from_llm(
@@ -213,7 +222,8 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
                 _, trajs = await evaluate_nano(engine, held_out, temperature=0.0, seed=cfg.seed)
                 t0 = time.time()
                 if cfg.counterfactual:
-                    await run_counterfactuals(engine, trajs, CounterfactualSettings(temperature=0.0), reward=reward)
+                    greedy_cf = CounterfactualSettings(temperature=0.0, error=error)
+                    await run_counterfactuals(engine, trajs, greedy_cf, reward=reward)
                 save_jsonl(trajs, out / f"eval_{name}.jsonl")
                 scores = {"greedy": summarize_nano(trajs)}
                 if cfg.eval_samples:
@@ -222,7 +232,7 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
                     )
                     if cfg.counterfactual_sampled:
                         kinds = ("disabled", "error", "swap", "replay")
-                        cf = CounterfactualSettings(kinds=kinds, temperature=cfg.temperature)
+                        cf = CounterfactualSettings(kinds=kinds, temperature=cfg.temperature, error=error)
                         await run_counterfactuals(engine, sampled, cf, reward=reward)
                     save_jsonl(sampled, out / f"eval_{name}_sampled.jsonl")
                     scores["sampled"] = summarize_nano(sampled)

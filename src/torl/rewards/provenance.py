@@ -239,7 +239,8 @@ def _same(text: str, answer: str) -> bool:
 
 
 def _appears(answer: str, text: str) -> bool:
-    """The answer occurs in `text`: as a number (by value), or as normalised text between non-word characters."""
+    """The answer occurs in `text`: as a number (by value), or as normalised text between non-word
+    characters."""
     value = _number(answer)
     if value is not None:
         return any(_number(tok) == value for tok in _NUMBER.findall(text))

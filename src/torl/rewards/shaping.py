@@ -199,12 +199,14 @@ class ProvenancePenalty(BatchReward):
 
         if sample.trajectory is not None:
             return check_provenance(sample.trajectory, question=sample.question, tir_format=self.tir_format)
-        return check_text(sample.response or sample.text, question=sample.question, tir_format=self.tir_format)
+        text = sample.response or sample.text
+        return check_text(text, question=sample.question, tir_format=self.tir_format)
 
     def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
         out = []
         for s in samples:
             p = self.check(s)
             flags = {k: float(getattr(p, k)) for k in self.weights}
-            out.append(RewardOutput(score=sum(self.weights[k] * v for k, v in flags.items()), breakdown=flags))
+            score = sum(self.weights[k] * v for k, v in flags.items())
+            out.append(RewardOutput(score=score, breakdown=flags))
         return out

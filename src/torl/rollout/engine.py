@@ -243,8 +243,13 @@ class TIRRollout:
         rec = trajectory.tool_calls[call]
         seg_i = rec.output_segment
         segs = trajectory.segments
-        if seg_i is None or not 1 <= seg_i < len(segs) or segs[seg_i].kind != "tool" or segs[seg_i - 1].kind != "model":
-            raise ValueError(f"tool call {call} has no rendered output after a model turn: it cannot be resumed")
+        if (
+            seg_i is None
+            or not 1 <= seg_i < len(segs)
+            or segs[seg_i].kind != "tool"
+            or segs[seg_i - 1].kind != "model"
+        ):
+            raise ValueError(f"tool call {call} has no rendered output after a model turn: cannot resume it")
         same_turn = [r for r in trajectory.tool_calls if r.output_segment == seg_i]
         results = [result if r is rec and result is not None else r.result for r in same_turn]
         start = segs[seg_i].start
@@ -275,7 +280,9 @@ class TIRRollout:
                 if cut:
                     env_ids = env_ids[: max(room, 0)]
                     env_text = self.tokenizer.decode(env_ids, skip_special_tokens=False)
-                seg = st.add(Segment(kind="tool", text=env_text, start=0, end=0), env_ids, [0.0] * len(env_ids), 0)
+                seg = st.add(
+                    Segment(kind="tool", text=env_text, start=0, end=0), env_ids, [0.0] * len(env_ids), 0
+                )
                 st.records += [
                     r.model_copy(update={"result": res, "output_segment": seg})
                     for r, res in zip(same_turn, results, strict=True)

@@ -1,4 +1,5 @@
-"""A tool-result log with memoised replay: `CachedTool` answers a cell it has seen before from its `ToolCache`.
+"""A tool-result log with memoised replay: `CachedTool` answers a cell it has seen before from its
+`ToolCache`.
 
 A cell is keyed by its tool, its code (and arguments) and the code of the cells that ran before it in the
 same session, so a cell that reads state left by earlier cells hits only after the same earlier cells.
@@ -130,7 +131,8 @@ def is_cacheable(code: str) -> bool:
 
 
 def cell_key(tool: str, code: str, history: Sequence[str] = (), arguments: dict | None = None) -> str:
-    """The log key of a cell: a hash of the tool name, the code (and arguments), and the session's earlier cells."""
+    """The log key of a cell: a hash of the tool name, the code (and arguments), and the session's
+    earlier cells."""
     blob = json.dumps([tool, code, arguments or {}, list(history)], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -199,8 +201,8 @@ class ToolCache:
         cacheable: Callable[[str], bool] = is_cacheable,
     ) -> int:
         """Put the recorded results of finished trajectories of one tool in the log (as a `CachedTool` named
-        `tool` would have keyed them); returns how many cells were added. With them, a resumed or repeated rollout replays those
-        cells without running them."""
+        `tool` would have keyed them); returns how many cells were added. With them, a resumed or repeated
+        rollout replays those cells without running them."""
         added = 0
         for t in trajectories:
             history: list[str] = []
@@ -310,7 +312,7 @@ class CachedTool(Tool):
             self.cache.put(key, result, code=call.code)
         finally:
             del self._inflight[key]
-            # waiters take a result that may be kept; otherwise (a limit, a crash) they run the cell themselves
+            # waiters take a result that may be kept; else (a limit, a crash) they run the cell themselves
             fut.set_result(result if result is not None and result.status in _KEPT else None)
         return result
 

@@ -51,7 +51,7 @@ class TIRGRPOConfig(GRPOConfig):
     )
     tool_cache_log: str | None = field(
         default=None,
-        metadata={"help": "With tool_cache: also keep the log in this JSON Lines file (replayed when it exists)."},
+        metadata={"help": "With tool_cache: also keep the log in this JSON Lines file (read back at start)."},
     )
     rollout_max_concurrency: int = field(
         default=512, metadata={"help": "Trajectories in flight at once in the rollout engine."}

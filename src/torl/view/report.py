@@ -10,6 +10,7 @@ import html
 import json
 import math
 import re
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from importlib import resources
@@ -136,13 +137,15 @@ class _SourceStats:
     """What the header and the comparison charts show of one source (over all its trajectories)."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, bool | None, int, int, bool | None, bool | None, bool]] = []
+        self.rows: list[tuple[str, bool | None, int, int, bool | None, bool | None, bool, bool | None]] = []
 
     def add(self, t: Trajectory, source: str) -> None:
         prov = _provenance(t)
+        replays = [r for r in t.metadata.get("counterfactual") or [] if r.get("kind") == "replay"]
+        chance = any(r.get("changed") for r in replays) if replays else None
         self.rows.append((_group_of(t, source), t.correct, t.num_tool_calls,
                           sum(1 for r in t.tool_calls if not r.result.ok), _relies(t), _follows(t),
-                          bool(prov and prov["copied"])))
+                          bool(prov and prov["copied"]), chance))
 
     @staticmethod
     def _rates(rows: list) -> dict[str, Any]:
@@ -150,6 +153,7 @@ class _SourceStats:
         scored = [r[1] for r in rows if r[1] is not None]
         rely = [r[4] for r in rows if r[4] is not None]
         follow = [r[5] for r in rows if r[5] is not None]
+        chance = [r[7] for r in rows if r[7] is not None]
         cells = sum(r[2] for r in rows)
         return {
             "n": n,
@@ -161,13 +165,15 @@ class _SourceStats:
             "reliance_n": len(rely),
             "follows_output": sum(follow) / len(follow) if follow else None,
             "answer_copied": sum(r[6] for r in rows) / n if n else None,
+            "changed_by_chance": sum(chance) / len(chance) if chance else None,
         }
 
     def summary(self) -> dict[str, Any]:
         groups: dict[str, list] = defaultdict(list)
         for r in self.rows:
             groups[r[0]].append(r)
-        return {"all": self._rates(self.rows), "groups": {g: self._rates(rs) for g, rs in sorted(groups.items())}}
+        by_group = {g: self._rates(rs) for g, rs in sorted(groups.items())}
+        return {"all": self._rates(self.rows), "groups": by_group}
 
 
 COMPARE: list[tuple[str, str]] = [
@@ -175,6 +181,7 @@ COMPARE: list[tuple[str, str]] = [
     ("tool_use", "Tool use"),
     ("reliance", "Reliance on the tool (answer changes without it)"),
     ("follows_output", "Follows the tool output (answer changes with another output)"),
+    ("changed_by_chance", "Changes by chance (the replay control: same output, sampled again)"),
 ]
 """The before/after bars drawn when the report has several sources (runs), per group (problem size or
 benchmark): a metric of `_SourceStats` and its title."""
@@ -204,16 +211,20 @@ _FLAT_OR_CLOCK = re.compile(r"learning_rate|epoch|runtime|per_second|time|latenc
 
 
 def moving_metric(metrics: dict[str, list[list[float]]], shown: Sequence[str] = ()) -> str | None:
-    """The metric the "other metric" picker opens on: the one that moves most (largest range relative to
-    its size) among those not already charted, leaving out clocks and counters; None if none moves."""
+    """The metric the "other metric" picker opens on: the one with the clearest trend (the change from its
+    first third of steps to its last, in standard deviations: noise around a level, as in a GRPO loss,
+    scores low) among those not already charted (nor equal to a charted one), leaving out clocks and
+    counters; None if none moves."""
     best, best_score = None, 0.0
+    drawn = [metrics[k] for k in shown if k in metrics]
     for key, pts in metrics.items():
-        if key in shown or _FLAT_OR_CLOCK.search(key) or len(pts) < 2:
-            continue
+        if key in shown or _FLAT_OR_CLOCK.search(key) or len(pts) < 2 or pts in drawn:
+            continue  # charted already (under this name or another), a clock or a counter
         ys = [p[1] for p in pts]
-        lo, hi = min(ys), max(ys)
-        score = (hi - lo) / (abs(hi) + abs(lo) + 1e-12)
-        if score > best_score + 1e-12:
+        k = max(1, len(ys) // 3)
+        sd = statistics.pstdev(ys)
+        score = abs(statistics.fmean(ys[-k:]) - statistics.fmean(ys[:k])) / sd if sd > 0 else 0.0
+        if score > best_score + 1e-9:
             best, best_score = key, score
     return best
 
