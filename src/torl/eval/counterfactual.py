@@ -12,7 +12,8 @@ sampled: `TIRRollout.resume`) with the call's output replaced, and only the rest
 
 Each run is scored like the original. The original trajectory keeps the outcomes in
 `metadata["counterfactual"]` (one entry per call and kind: `kind`, `call`, `pred`, `correct`, `changed`,
-`generated` tokens, `reused` prefix tokens); `summarize_counterfactual` turns them into rates.
+`generated` tokens, `reused` prefix tokens; or `skipped` with the reason, e.g. a `swap` with no other
+problem's output); `summarize_counterfactual` turns them into rates.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ async def run_counterfactuals(
     reward = reward or MathAnswerReward(name="eval")
     pick = _swaps(pool if pool is not None else trajectories)
     jobs: list[_Job] = []
+    skipped: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for t in trajectories:
         if t.finish_reason == "error":
             continue
@@ -180,7 +182,10 @@ async def run_counterfactuals(
             for kind in settings.kinds:
                 if kind == "swap":
                     result = pick(t, i)
-                    if result is None:
+                    if result is None:  # recorded, so that a rerun does not try again
+                        skipped[id(t)].append(
+                            {"kind": kind, "call": i, "skipped": "no other problem's output"}
+                        )
                         continue
                 else:
                     result = {"disabled": settings.disabled, "error": settings.error, "replay": None}[kind]
@@ -239,8 +244,8 @@ async def run_counterfactuals(
             }
         )
     for t in trajectories:
-        if id(t) in records:
-            t.metadata["counterfactual"] = records[id(t)]
+        if id(t) in records or id(t) in skipped:
+            t.metadata["counterfactual"] = records[id(t)] + skipped[id(t)]
     return outs
 
 
@@ -248,19 +253,24 @@ REMOVALS: tuple[str, ...] = ("disabled", "error")
 """The perturbations that take the tool's output away (what `relies_on_tool` reads)."""
 
 
+def _runs(t: Trajectory) -> list[dict[str, Any]]:
+    """The recorded runs of a trajectory (perturbations that could not be made left out)."""
+    return [r for r in t.metadata.get("counterfactual") or [] if not r.get("skipped")]
+
+
 def relies_on_tool(t: Trajectory) -> bool | None:
     """Whether the answer needs the tool: it changes under every run that took the first call's output
     away (`disabled`, `error`; None: none was run). One such run that keeps the answer shows the model
     can answer without the tool; requiring all of them keeps a message the model never saw (and answers
     oddly to) from passing for reliance."""
-    runs = [r for r in t.metadata.get("counterfactual") or [] if r.get("kind") in REMOVALS and r.get("call") == 0]
+    runs = [r for r in _runs(t) if r.get("kind") in REMOVALS and r.get("call") == 0]
     return all(bool(r.get("changed")) for r in runs) if runs else None
 
 
 def follows_output(t: Trajectory) -> bool | None:
     """Whether the answer follows the tool's output: it changes when another problem's output is swapped in
     at some call (None: not measured)."""
-    swaps = [r for r in t.metadata.get("counterfactual") or [] if r.get("kind") == "swap"]
+    swaps = [r for r in _runs(t) if r.get("kind") == "swap"]
     return any(r.get("changed") for r in swaps) if swaps else None
 
 
@@ -269,8 +279,8 @@ def _rate(xs: Sequence[bool]) -> float | None:
 
 
 def _group(trajs: Sequence[Trajectory]) -> dict[str, Any]:
-    tested = [t for t in trajs if t.metadata.get("counterfactual")]
-    runs = [(t, r) for t in tested for r in t.metadata["counterfactual"]]
+    tested = [t for t in trajs if _runs(t)]
+    runs = [(t, r) for t in tested for r in _runs(t)]
     kinds: dict[str, Any] = {}
     for kind in COUNTERFACTUAL_KINDS:
         rs = [(t, r) for t, r in runs if r.get("kind") == kind]

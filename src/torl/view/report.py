@@ -72,7 +72,7 @@ def _counterfactual(t: Trajectory) -> list[dict[str, Any]] | None:
     if not isinstance(runs, list):
         return None
     keys = ("kind", "call", "pred", "correct", "changed")
-    return [{k: r.get(k) for k in keys} for r in runs if isinstance(r, dict)]
+    return [{k: r.get(k) for k in keys} for r in runs if isinstance(r, dict) and not r.get("skipped")]
 
 
 def _group_of(t: Trajectory, source: str) -> str:
