@@ -102,6 +102,7 @@ def test_shortened_run(tmp_path, capsys):
         step = load_jsonl(f)
         calls = [c for t in step for c in t.tool_calls]
         ran.update({c.call.code: c.result.output for c in calls if not c.result.cached})
+        assert all("provenance" in t.metadata for t in step if t.finish_reason != "error")  # saved with it
         assert all(ran[c.call.code] == c.result.output for c in calls if c.result.cached)
         logged = next(r["tir/tool_cache_hit_rate"] for r in logs if r["step"] == int(f.stem.split("_")[1]) + 1)
         assert logged == pytest.approx(sum(c.result.cached for c in calls) / len(calls) if calls else 0.0)
@@ -112,9 +113,10 @@ def test_shortened_run(tmp_path, capsys):
     assert len(sampled) == 160 and used
     assert all({r["kind"] for r in t.metadata["counterfactual"]} == {"disabled", "error", "swap", "replay"}
                for t in used)
-    rel = results["before_sampled"]["reliance"]
-    assert rel == pytest.approx(sum(r["changed"] for t in used for r in t.metadata["counterfactual"]
-                                    if r["kind"] == "disabled") / len(used))
+    relies = [all(r["changed"] for r in t.metadata["counterfactual"] if r["kind"] in ("disabled", "error"))
+              for t in used]  # one call each: every run that took the output away changed the answer
+    assert results["before_sampled"]["reliance"] == pytest.approx(sum(relies) / len(used))
+    assert all(t.metadata["provenance"]["tool_calls"] == 1 for t in used)  # recorded with each sample
     assert set(results["before_sampled"]["by_size"]["small"]) >= {"reliance", "follows_output"}
     data = json.loads(re.search(r'type="application/json">(.*?)</script>', page, re.DOTALL).group(1))
     assert list(data["sources"]) == ["eval_before", "eval_after", "eval_before_sampled", "eval_after_sampled"]

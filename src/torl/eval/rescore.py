@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from torl.core import Segment, Trajectory, load_jsonl, save_jsonl
 from torl.errors import UserError
+from torl.rewards.provenance import record_provenance
 
 __all__ = [
     "SCORERS",
@@ -332,6 +333,8 @@ def rescore_run(
         for t, (was, old_r, old_text) in zip(trajs, before, strict=True):
             if t.finish_reason == "error":  # a failed rollout is wrong, as in evaluation
                 t.reward_breakdown["correct"] = 0.0
+            elif t.tool_calls:
+                record_provenance(t)  # the answer (and with a format, the text) may have changed
             now = t.correct
             row.n += 1
             row.correct_before += bool(was)

@@ -107,12 +107,17 @@ def default_reward(settings: EvalSettings) -> Any:
 
 async def score_trajectories(trajectories: Sequence[Trajectory], reward: Any) -> None:
     """Score finished samples with the one scoring path (`reward.ascore_trajectories`): sets `reward`,
-    `reward_breakdown["correct"]` (`Trajectory.correct`) and `metadata["pred"]`. A failed rollout is wrong."""
+    `reward_breakdown["correct"]` (`Trajectory.correct`) and `metadata["pred"]`, and for samples that used
+    the tool `metadata["provenance"]` (`torl.rewards.record_provenance`). A failed rollout is wrong."""
+    from torl.rewards.provenance import record_provenance
+
     await reward.ascore_trajectories(trajectories)
     for t in trajectories:
         if t.finish_reason == "error":
             t.reward, t.metadata["pred"] = 0.0, None
             t.reward_breakdown["correct"] = 0.0
+        elif t.tool_calls:
+            record_provenance(t)
 
 
 def _key(t: Trajectory) -> Key:

@@ -79,7 +79,7 @@ async def evaluate_nano(
     output (`torl.eval.run_counterfactuals`, at the same temperature), for the reliance rates; the runs
     are in the returned trajectories' `metadata["counterfactual"]`."""
     from torl.eval.counterfactual import CounterfactualSettings, run_counterfactuals
-    from torl.rewards import ToRLReward
+    from torl.rewards import ToRLReward, record_provenance
 
     if not problems:
         raise ValueError("evaluate_nano needs at least one problem")
@@ -89,6 +89,9 @@ async def evaluate_nano(
         [p.prompt for p in problems], n=n, temperature=temperature, seed=seed, metadata=meta
     )
     await reward.ascore_trajectories(trajs)  # answers: metadata["answer"]
+    for t in trajs:
+        if t.tool_calls:
+            record_provenance(t)
     if counterfactual:
         settings = CounterfactualSettings(temperature=temperature)
         await run_counterfactuals(engine, trajs, settings, reward=reward)

@@ -14,7 +14,13 @@ from torl.rewards.answer import MathAnswerReward, ToRLReward
 from torl.rewards.base import BatchReward, Sample, WeightedReward
 from torl.rewards.extract import AnswerFormat, extract_answer, strip_code, strip_tool_output
 from torl.rewards.pool import VerifyPool, default_pool
-from torl.rewards.provenance import Provenance, check_provenance, check_text, provenance_rates
+from torl.rewards.provenance import (
+    Provenance,
+    check_provenance,
+    check_text,
+    provenance_rates,
+    record_provenance,
+)
 from torl.rewards.shaping import ExecutionPenalty, FormatReward, ProvenancePenalty, ToolUseReward
 from torl.rewards.verify import Verdict, math_equal
 
@@ -38,6 +44,7 @@ __all__ = [
     "extract_answer",
     "math_equal",
     "provenance_rates",
+    "record_provenance",
     "strip_code",
     "strip_tool_output",
 ]

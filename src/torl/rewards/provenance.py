@@ -28,7 +28,7 @@ from typing import Any
 from torl.core import Trajectory
 from torl.rewards.extract import extract_answer, formats_of, strip_code
 
-__all__ = ["FLAGS", "Provenance", "check_provenance", "check_text", "provenance_rates"]
+__all__ = ["FLAGS", "Provenance", "check_provenance", "check_text", "provenance_rates", "record_provenance"]
 
 FLAGS: tuple[str, ...] = ("copied", "boxed_by_code", "hardcoded", "repeated_cells", "echo_calls")
 """The checks, in the order metrics and reports show them."""
@@ -96,6 +96,25 @@ def check_provenance(
     if question is None:
         question = meta.get("problem") or meta.get("question") or _prompt_text(trajectory.prompt)
     return _check(segments, cells, answer, question, tir_format)
+
+
+def record_provenance(trajectory: Trajectory, **kwargs: Any) -> Provenance:
+    """`check_provenance`, also written onto the trajectory as `metadata["provenance"]` (the trainer does
+    this for every sample, evaluation for every scored one: the saved files carry the flags)."""
+    p = check_provenance(trajectory, **kwargs)
+    trajectory.metadata["provenance"] = p.to_dict()
+    return p
+
+
+def recorded_provenance(trajectory: Trajectory) -> Provenance:
+    """The provenance recorded on a trajectory (`record_provenance`), else checked now."""
+    d = trajectory.metadata.get("provenance")
+    if isinstance(d, dict):
+        try:
+            return Provenance(**{k: d[k] for k in ("answer", "tool_calls", *FLAGS)})
+        except (KeyError, TypeError):
+            pass
+    return check_provenance(trajectory)
 
 
 def check_text(

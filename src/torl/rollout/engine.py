@@ -254,7 +254,7 @@ class TIRRollout:
         results = [result if r is rec and result is not None else r.result for r in same_turn]
         start = segs[seg_i].start
         seed = trajectory.metadata.get("seed") if seed is None else seed
-        drop = ("timings", "pred", "rule", "advantage", "counterfactual", "resumed")
+        drop = ("timings", "pred", "rule", "advantage", "counterfactual", "resumed", "provenance")
         meta = {k: v for k, v in trajectory.metadata.items() if k not in drop}
         meta.update(metadata or {}, seed=seed, resumed={"call": call, "prefix_tokens": start})
         budget = max_new_tokens or self.max_new_tokens

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from torl.core import Trajectory
-from torl.rewards.provenance import check_provenance, provenance_rates
+from torl.rewards.provenance import provenance_rates, recorded_provenance
 
 __all__ = ["trajectory_metrics"]
 
@@ -61,7 +61,7 @@ def trajectory_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
         "generation_time_s": _mean([float(x.get("generation_s", 0.0)) for x in timings]),
     }
     out["tool_cache_hit_rate"] = _mean([float(r.result.cached) for r in calls]) if calls else 0.0
-    out.update(provenance_rates([check_provenance(t) for t in ts if t.finish_reason != "error"]))
+    out.update(provenance_rates([recorded_provenance(t) for t in ts if t.finish_reason != "error"]))
     if rewards:  # set when one reward scored them (evaluation); in training TRL logs the reward itself
         out["reward"] = _mean(rewards)
     return out

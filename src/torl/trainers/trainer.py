@@ -24,6 +24,7 @@ from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
 from torl.core import Prompt, RolloutPolicy, Tool, Trajectory, save_jsonl
+from torl.rewards.provenance import record_provenance
 from torl.rollout.engine import LoopThread
 from torl.trainers.config import TIRGRPOConfig
 from torl.trainers.metrics import trajectory_metrics
@@ -336,6 +337,8 @@ class TIRGRPOTrainer(GRPOTrainer):
             mode = "train" if self.model.training else "eval"
             for t, adv in zip(trajs, output["advantages"].tolist(), strict=True):
                 t.metadata["advantage"] = adv
+                if t.finish_reason != "error":
+                    record_provenance(t)  # saved with the sample; the tir/* metrics read it
             self._last_trajectories = trajs
             self._log_trajectories(trajs, mode)
             self._save_trajectories(trajs, mode)

@@ -57,10 +57,10 @@ def _finite(x: float | None) -> float | None:
 def _provenance(t: Trajectory) -> dict[str, Any] | None:
     if not t.tool_calls:
         return None
-    from torl.rewards.provenance import check_provenance
+    from torl.rewards.provenance import recorded_provenance
 
     try:
-        p = check_provenance(t)
+        p = recorded_provenance(t)
     except Exception:  # noqa: BLE001 - a check that fails shows as no flags, never breaks the page
         return None
     return {"copied": p.copied, "boxed_by_code": p.boxed_by_code, "hardcoded": p.hardcoded,
