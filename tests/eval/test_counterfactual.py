@@ -64,7 +64,7 @@ async def test_evaluate_records_the_runs_and_resumes(engine, tmp_path):
         and result.summary["counterfactual"]["reliance"] == 1.0
     )
     saved = load_jsonl(out.with_name("trajectories_counterfactual.jsonl"))
-    assert len(saved) == 6 and {x.metadata["counterfactual"]["kind"] for x in saved} == {
+    assert len(saved) == 6 and {x.metadata["perturbation"]["kind"] for x in saved} == {
         "disabled",
         "error",
         "replay",
@@ -72,6 +72,11 @@ async def test_evaluate_records_the_runs_and_resumes(engine, tmp_path):
     assert load_jsonl(out)[0].metadata["counterfactual"] == t.metadata["counterfactual"]
     table = format_counterfactual(summarize_counterfactual(result.trajectories))
     assert table.splitlines()[0].split()[:3] == ["Benchmark", "tested", "reliance"] and "toy" in table
+    # the output folder in the report: the samples with their runs, and the runs themselves
+    from torl.view.report import build_report
+
+    page = build_report([tmp_path])
+    assert '"relies": true' in page and "trajectories_counterfactual" in page
     # a rerun finds both the samples and their runs saved: nothing is generated
     again = await evaluate(engine, [TOY], settings, output=out, progress=False, counterfactual=cf)
     assert again.generated == 0 and again.extra["counterfactual"] == []

@@ -90,7 +90,7 @@ def test_eval_runs_scores_and_resumes(run, capsys):
     assert results["summary"]["counterfactual"]["tested"] >= 1
     assert "counterfactual tool reliance" in printed and "reliance" in printed.split("counterfactual")[-1]
     saved = load_jsonl(out / "trajectories_counterfactual.jsonl")
-    assert sum(x.metadata["counterfactual"]["of"]["benchmark"] == "toy" for x in saved) == len(runs)
+    assert sum(x.metadata["perturbation"]["of"]["benchmark"] == "toy" for x in saved) == len(runs)
 
     # a rerun finds every problem saved: no engine start, same numbers
     start = time.monotonic()

@@ -96,9 +96,10 @@ class _Job:
 
 def needs_counterfactual(t: Trajectory, settings: CounterfactualSettings) -> bool:
     """True when `t` used the tool and has no recorded outcome for every kind asked."""
-    if t.finish_reason == "error" or not _calls(t, settings):
+    if t.finish_reason == "error" or not _calls(t, settings) or "perturbation" in t.metadata:
         return False
-    have = {r.get("kind") for r in t.metadata.get("counterfactual") or []}
+    runs = t.metadata.get("counterfactual")
+    have = {r.get("kind") for r in runs if isinstance(r, dict)} if isinstance(runs, list) else set()
     return not set(settings.kinds) <= have
 
 
@@ -165,7 +166,7 @@ async def run_counterfactuals(
         concurrency: resumed rollouts in flight.
 
     Returns:
-        The perturbed trajectories (metadata `counterfactual`: `kind`, `call`, and `of`, the original's
+        The perturbed trajectories (metadata `perturbation`: `kind`, `call`, and `of`, the original's
         benchmark, problem id and sample). Each original gets `metadata["counterfactual"]`.
     """
     from torl.rewards import MathAnswerReward, default_pool
@@ -205,7 +206,7 @@ async def run_counterfactuals(
                 job.call,
                 job.result,
                 later_result=settings.disabled if job.kind == "disabled" else None,
-                metadata={"counterfactual": {"kind": job.kind, "call": job.call, "of": of}},
+                metadata={"perturbation": {"kind": job.kind, "call": job.call, "of": of}},
                 **_sampling(t, settings),
             )
 
@@ -255,7 +256,8 @@ REMOVALS: tuple[str, ...] = ("disabled", "error")
 
 def _runs(t: Trajectory) -> list[dict[str, Any]]:
     """The recorded runs of a trajectory (perturbations that could not be made left out)."""
-    return [r for r in t.metadata.get("counterfactual") or [] if not r.get("skipped")]
+    runs = t.metadata.get("counterfactual")
+    return [r for r in runs if isinstance(r, dict) and not r.get("skipped")] if isinstance(runs, list) else []
 
 
 def relies_on_tool(t: Trajectory) -> bool | None:

@@ -229,7 +229,7 @@ def _sample_key(t: Trajectory) -> tuple[str, str, str]:
 
 
 def _of_key(t: Trajectory) -> tuple[str, str, str]:
-    of = (t.metadata.get("counterfactual") or {}).get("of") or {}
+    of = (t.metadata.get("perturbation") or {}).get("of") or {}
     return str(of.get("benchmark")), str(of.get("problem_id")), str(of.get("sample"))
 
 

@@ -255,6 +255,7 @@ class TIRRollout:
         start = segs[seg_i].start
         seed = trajectory.metadata.get("seed") if seed is None else seed
         drop = ("timings", "pred", "rule", "advantage", "counterfactual", "resumed", "provenance")
+        drop += ("perturbation",)  # the results of this trajectory, not of the one resumed
         meta = {k: v for k, v in trajectory.metadata.items() if k not in drop}
         meta.update(metadata or {}, seed=seed, resumed={"call": call, "prefix_tokens": start})
         budget = max_new_tokens or self.max_new_tokens
