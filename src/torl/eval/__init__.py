@@ -18,6 +18,7 @@ from torl.eval.counterfactual import (
 )
 from torl.eval.data import BENCHMARKS, TORL_BENCHMARKS, DataError, Problem, display_name, load_problems
 from torl.eval.metrics import majority_vote, pass_at_k, summarize, summarize_benchmark, tool_stats
+from torl.eval.rescore import SCORERS, RescoreError, format_rescore, make_scorer, rerender, rescore_run
 from torl.eval.runner import (
     EvalError,
     EvalResult,
@@ -34,6 +35,7 @@ from torl.eval.table import TORL_REPORTED, format_details, format_table, summary
 __all__ = [
     "BENCHMARKS",
     "COUNTERFACTUAL_KINDS",
+    "SCORERS",
     "TORL_BENCHMARKS",
     "TORL_REPORTED",
     "CounterfactualSettings",
@@ -42,6 +44,7 @@ __all__ = [
     "EvalResult",
     "EvalSettings",
     "Problem",
+    "RescoreError",
     "ResultsFile",
     "default_reward",
     "display_name",
@@ -49,12 +52,16 @@ __all__ = [
     "evaluate_model",
     "format_counterfactual",
     "format_details",
+    "format_rescore",
     "format_table",
     "load_problems",
     "majority_vote",
+    "make_scorer",
     "pass_at_k",
     "prompt_for",
     "relies_on_tool",
+    "rerender",
+    "rescore_run",
     "run_counterfactuals",
     "score_trajectories",
     "summarize",
