@@ -131,7 +131,8 @@ def test_the_page(runs, tmp_path):
                     "step": s,
                     "clip_ratio/high_max": 0.0,
                     "entropy": 0.7 + 0.05 * (-1) ** s,
-                    "tir/answer_copied": 0.1 * s,
+                    "tir/answer_copied": 0.1 * s,  # charted: "Answer copied from a tool output"
+                    "reward_std": 0.5 - 0.05 * s,
                 }
                 for s in steps
             ]
@@ -160,7 +161,8 @@ def test_the_page(runs, tmp_path):
         assert (
             page.locator("#compare .chart").nth(2).locator("text.na").count() == 4
         )  # before, and after on small: not measured
-        assert page.locator("#metric-select").input_value() == "tir/answer_copied"
+        assert page.locator("#metric-select").input_value() == "reward_std"
+        assert "Answer copied from a tool output" in page.locator("#charts .chart h3").all_inner_texts()
         page.select_option("#f-prov", "hardcoded")
         cards = page.locator("details.traj")
         assert cards.count() == 1 and "hard-coded answer" in cards.first.inner_text()

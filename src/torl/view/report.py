@@ -309,6 +309,8 @@ CURVES: list[tuple[str, tuple[str, ...]]] = [
     ("Share of trajectories using the tool", ("frac_with_tool_call", "tool_use_rate")),
     ("Code error rate", ("code_error_rate",)),
     ("Response length (tokens)", ("completions/mean_length", "response_length")),
+    ("Answer copied from a tool output", ("answer_copied",)),
+    ("Cells answered from the tool log", ("tool_cache_hit_rate",)),
 ]
 
 
