@@ -1,4 +1,4 @@
-"""The `torl` command: `torl train`, `torl eval`, `torl sandbox`, `torl view`.
+"""The `torl` command: `torl train`, `torl eval`, `torl sandbox`, `torl view`, `torl rescore`.
 
 Importing this module is cheap: each subcommand imports what it needs when it runs.
 User errors (a missing file, or any `torl.errors.UserError`: bad data, a bad recipe or setting, conflicting
@@ -24,11 +24,15 @@ examples:
   torl eval --model ckpt/ --data-dir data -b aime24,amc23 -k 16         # pass@1 over 16 samples, pass@16, maj@16
   torl eval --model ckpt/ -b my_problems.jsonl -b hf:HuggingFaceH4/MATH-500 --limit 50
   torl eval --model ckpt/ --data-dir data --compare-torl              # add ToRL's reported rows
+  torl eval --model ckpt/ -b math500 --limit 100 --counterfactual      # does the model rely on the tool?
 
 Benchmarks are names of <name>.jsonl files in --data-dir (or $TORL_DATA_DIR), paths to JSON Lines files,
 or hf:owner/name[:split]. Rows need a problem and an answer field (see --problem-key, --answer-key).
 Finished problems are appended to OUTPUT/trajectories.jsonl as they complete; run the same command
-again to resume. Scores go to OUTPUT/results.json.
+again to resume. Scores go to OUTPUT/results.json. --counterfactual re-runs every tool call from its
+recorded prefix with the tool disabled, an error, or another problem's output, and reports how often the
+answer changes, how often a correct answer becomes wrong, and the reliance rate (runs go to
+OUTPUT/trajectories_counterfactual.jsonl).
 """
 
 EPILOG_VIEW = """\
@@ -37,8 +41,9 @@ examples:
   torl view runs/exp1/trajectories/ --metrics runs/exp1/trainer_state.json -o exp1.html
   torl view runs/exp1 -o exp1.html        # a trainer output folder: trajectories/ and trainer_state.json
 
-The page is a single HTML file (no network access): trajectories with their code cells and outputs,
-filters by benchmark, correctness and tool use, and training curves from the metrics file.
+The page is a single HTML file (no network access): a summary line per run, trajectories with their code
+cells and outputs, filters by benchmark, correctness, tool use, provenance and reliance, several runs side
+by side (accuracy, tool use, reliance per problem size or benchmark), and training curves.
 """
 
 
@@ -154,6 +159,19 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         help="a vLLM engine argument, e.g. gpu_memory_utilization=0.8 (repeatable; JSON values)",
     )
     g.add_argument("--concurrency", type=_positive_int, default=32, help="problems in flight (default 32)")
+    g = p.add_argument_group("counterfactual tool reliance")
+    g.add_argument(
+        "--counterfactual",
+        action="store_true",
+        help="re-run each tool call with its output perturbed and report how much answers rely on the tool",
+    )
+    g.add_argument(
+        "--counterfactual-kinds",
+        default="disabled,error,swap",
+        metavar="LIST",
+        help="perturbations: disabled, error, swap (another problem's output), replay (control); "
+        "default disabled,error,swap",
+    )
     g = p.add_argument_group("output")
     g.add_argument("--output", "-o", help="results folder (default: eval_results/<name>)")
     g.add_argument("--name", help="row name in the table (default: the model folder's name)")
@@ -187,15 +205,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         TORL_BENCHMARKS,
         TORL_REPORTED,
         TORL_REPORTED_SOURCE,
+        CounterfactualSettings,
         EvalSettings,
         default_reward,
         evaluate_model,
+        format_counterfactual,
         format_details,
         format_table,
         load_problems,
         problem_sets,
-        rescore,
         row_source,
+        summarize_counterfactual,
+        summarize_rescored,
         summary_row,
     )
 
@@ -237,6 +258,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model=args.model,
         seed=args.seed,
     )
+    counterfactual = CounterfactualSettings(kinds=args.counterfactual_kinds) if args.counterfactual else None
     others = _other_rows(args.compare)  # checked before a long run, not after
     name = args.name or Path(args.model.rstrip("/")).name or args.model
     out_dir = Path(args.output or Path("eval_results") / name)
@@ -256,6 +278,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 retry_errors=args.retry_errors,
                 scorer=args.scorer,
+                counterfactual=counterfactual,
             )
         )
     except KeyboardInterrupt:
@@ -269,7 +292,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     sources = {name: row_source(name, settings, sets, args.scorer)}
     if args.compare_torl:
         if args.scorer != "torl" and settings.answer_format == "boxed":
-            rescored = asyncio.run(rescore(result.trajectories, default_reward(settings, "torl")))
+            rescored = asyncio.run(summarize_rescored(result.trajectories, default_reward(settings, "torl")))
             rows[f"{name} (ToRL's check)"] = summary_row(rescored)
             sources[f"{name} (ToRL's check)"] = row_source(name, settings, sets, "torl", rescored=True)
         rows.update(TORL_REPORTED)
@@ -298,6 +321,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("\n".join(f"- {', '.join(names)}: {text}" for text, names in said.items()))
     print()
     print(format_details(result.summary))
+    if counterfactual is not None:
+        print("\ncounterfactual tool reliance (answers re-generated from each tool call, output perturbed)")
+        print(format_counterfactual(summarize_counterfactual(result.trajectories)))
     if result.generated == 0:
         print(f"\n(all {len(problems)} problems were already in {traj_file})")
     errors = sum(s["error_count"] for s in result.summary["benchmarks"].values())
@@ -367,6 +393,82 @@ def cmd_view(args: argparse.Namespace) -> int:
         args.output, args.files, args.metrics, title=args.title, max_trajectories=args.max_trajectories
     )
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+# ---------------------------------------------------------------- rescore
+
+
+EPILOG_RESCORE = """\
+examples:
+  torl rescore nano-run --scorer torl-tol             # would the Qwen grader's tolerance flip verdicts?
+  torl rescore eval_results/my-model --scorer torl-response
+  torl rescore nano-run --scorer torl --format torl --format-arg max_chars=64   # shorter tool output
+
+RUN is a trajectory file or a run folder (every *.jsonl under it). Nothing is generated or executed:
+the saved ToolResults are rendered again (with --format) and the answers judged by the scorer. The
+rescored files go to RUN/rescored/ (or --output), in the same layout.
+"""
+
+
+def _add_rescore(sub: argparse._SubParsersAction) -> None:
+    from torl.eval.rescore import SCORERS
+
+    p = sub.add_parser(
+        "rescore",
+        help="re-render and re-score a finished run offline (no model, no sandbox)",
+        description="Re-score the saved trajectories of a run with another scorer, optionally after "
+        "rendering their tool output again with another format or truncation, and report how many "
+        "verdicts and rewards flipped. Scorers: "
+        + "; ".join(f"{k}: {d}" for k, (_, d) in SCORERS.items())
+        + "; or package.module:attr (a torl reward).",
+        epilog=EPILOG_RESCORE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", type=Path, help="a trajectory file, or a run folder")
+    p.add_argument("--scorer", default="torl", help="a scorer (above) or package.module:attr (default torl)")
+    p.add_argument("--format", dest="tir_format", help="render the tool output again with this format")
+    p.add_argument(
+        "--format-arg",
+        action="append",
+        type=_engine_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the format, e.g. max_chars=512 (repeatable; JSON values)",
+    )
+    p.add_argument("--tokenizer", help="for the new tool output (default: the model of RUN/results.json)")
+    p.add_argument("--output", "-o", type=Path, help="where the rescored files go (default RUN/rescored)")
+    p.add_argument("--no-save", action="store_true", help="only report, write nothing")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_rescore)
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from torl.eval.rescore import format_rescore, rescore_run
+
+    if args.format_arg and not args.tir_format:
+        raise UserError("--format-arg goes with --format")
+    report = rescore_run(
+        args.run,
+        args.scorer,
+        tir_format=args.tir_format,
+        format_options=dict(args.format_arg),
+        tokenizer=args.tokenizer,
+        output=args.output,
+        save=not args.no_save,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    how = f"scorer {report.scorer}"
+    if report.format:
+        how += f", tool output rendered again by {report.format}"
+    print(f"rescored {report.total.n} trajectories of {args.run} offline ({how})")
+    print(format_rescore(report))
+    if report.skipped:
+        print(f"\nskipped (not trajectories): {', '.join(report.skipped)}")
+    if report.output:
+        print(f"\nrescored trajectories: {report.output}")
     return 0
 
 
@@ -586,6 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_sandbox(sub)
     _add_view(sub)
+    _add_rescore(sub)
     return parser
 
 

@@ -53,6 +53,8 @@ class ToolResult(BaseModel):
     error: str | None = None
     """A short reason when `status` is not "ok" (e.g. "NameError: name 'a' is not defined")."""
     duration_s: float = 0.0
+    cached: bool = False
+    """True when the result was served from a tool-result log (`torl.tools.CachedTool`), not run again."""
 
     @property
     def ok(self) -> bool:

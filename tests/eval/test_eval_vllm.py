@@ -44,6 +44,9 @@ def run(tir_model_path, data_dir, tmp_path_factory):
         "tiny-tir",
         "--no-progress",
         "--compare-torl",
+        "--counterfactual",
+        "--counterfactual-kinds",
+        "disabled,error,swap,replay",
     ]
     return argv, tmp / "out"
 
@@ -75,6 +78,19 @@ def test_eval_runs_scores_and_resumes(run, capsys):
     assert t.tool_calls[0].call.code.strip() == "print(12 * 34 + 5)"
     assert t.tool_calls[0].result.output.strip() == "413"
     assert t.metadata["pred"] == "413" and t.correct is True and t.reward == 1.0
+
+    # counterfactual runs: each of the toy's two calls re-run from its recorded prefix; greedy, the recorded
+    # output again (the control) gives back the recorded answer
+    runs = {(r["kind"], r["call"]): r for r in t.metadata["counterfactual"] if not r.get("skipped")}
+    assert {k for k, _ in runs} >= {"disabled", "error", "replay"} and {c for _, c in runs} == {0, 1}
+    assert not runs["replay", 0]["changed"] and not runs["replay", 1]["changed"]
+    assert all(0 < r["generated"] and r["reused"] > 0 for r in runs.values())
+    cf = toy["counterfactual"]
+    assert cf["tested"] == 1 and cf["kinds"]["replay"]["changed"] == 0.0 and 0.0 <= cf["reliance"] <= 1.0
+    assert results["summary"]["counterfactual"]["tested"] >= 1
+    assert "counterfactual tool reliance" in printed and "reliance" in printed.split("counterfactual")[-1]
+    saved = load_jsonl(out / "trajectories_counterfactual.jsonl")
+    assert sum(x.metadata["perturbation"]["of"]["benchmark"] == "toy" for x in saved) == len(runs)
 
     # a rerun finds every problem saved: no engine start, same numbers
     start = time.monotonic()

@@ -4,6 +4,7 @@ sandbox, the ToRL reward and TIRGRPOTrainer; then the before/after table, result
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_bad_config_is_refused(kw):
 @pytest.mark.vllm
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_shortened_run(tmp_path):
+def test_shortened_run(tmp_path, capsys):
     import torch
     from safetensors.torch import load_file
 
@@ -90,3 +91,44 @@ def test_shortened_run(tmp_path):
     page = (out / "report.html").read_text()
     assert "torl nano run" in page and "eval_before" in page and "eval_after" in page
     assert "<script src=" not in page and '<link rel="stylesheet"' not in page  # self-contained
+
+    # Provenance checks and the tool-result log reached the training logs; the log answered only cells whose
+    # twin (same code, same earlier cells) ran in the same step, with the twin's output.
+    for key in ("tir/answer_copied", "tir/answer_derived", "tir/boxed_by_code", "tir/hardcoded_answer",
+                "tir/repeated_cells", "tir/echo_calls", "tir/tool_cache_hit_rate"):
+        assert all(key in r for r in logs), key
+    ran: dict[str, str] = {}  # one cell per trajectory here (max_tool_calls=1): the key is the code
+    for f in sorted((out / "trainer" / "trajectories").glob("step_*.jsonl")):
+        step = load_jsonl(f)
+        calls = [c for t in step for c in t.tool_calls]
+        ran.update({c.call.code: c.result.output for c in calls if not c.result.cached})
+        assert all("provenance" in t.metadata for t in step if t.finish_reason != "error")  # saved with it
+        assert all(ran[c.call.code] == c.result.output for c in calls if c.result.cached)
+        logged = next(r["tir/tool_cache_hit_rate"] for r in logs if r["step"] == int(f.stem.split("_")[1]) + 1)
+        assert logged == pytest.approx(sum(c.result.cached for c in calls) / len(calls) if calls else 0.0)
+
+    # Counterfactual reliance: every sampled tool-using answer was re-run four ways, and the numbers add up.
+    sampled = load_jsonl(out / "eval_before_sampled.jsonl")
+    used = [t for t in sampled if t.tool_calls]
+    assert len(sampled) == 160 and used
+    assert all({r["kind"] for r in t.metadata["counterfactual"]} == {"disabled", "error", "swap", "replay"}
+               for t in used)
+    relies = [all(r["changed"] for r in t.metadata["counterfactual"] if r["kind"] in ("disabled", "error"))
+              for t in used]  # one call each: every run that took the output away changed the answer
+    assert results["before_sampled"]["reliance"] == pytest.approx(sum(relies) / len(used))
+    assert all(t.metadata["provenance"]["tool_calls"] == 1 for t in used)  # recorded with each sample
+    assert set(results["before_sampled"]["by_size"]["small"]) >= {"reliance", "follows_output"}
+    data = json.loads(re.search(r'type="application/json">(.*?)</script>', page, re.DOTALL).group(1))
+    assert list(data["sources"]) == ["eval_before", "eval_after", "eval_before_sampled", "eval_after_sampled"]
+    charts = {c["key"]: c for c in data["compare"]}
+    assert charts["accuracy"]["groups"] == ["all", "large", "small"] and "reliance" in charts
+
+    # The saved run rescored offline: a looser scorer can only turn wrong answers right.
+    from torl.cli import main
+
+    assert main(["rescore", str(out), "--scorer", "torl-tol", "--no-save", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {r["label"]: r for r in report["files"]}
+    assert rows["trainer/trajectories/step_*.jsonl"]["files"] == 3 and rows["eval_before.jsonl"]["n"] == 40
+    assert report["total"]["right_to_wrong"] == 0 and report["total"]["n"] == 40 * 2 + 160 * 2 + 3 * 64
+    assert rows["eval_after.jsonl"]["rewards_known"] == 40

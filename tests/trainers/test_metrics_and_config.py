@@ -56,6 +56,7 @@ def test_trajectory_metrics():
         ({"over_budget": "stop"}, "over_budget"),
         ({"save_trajectories_steps": -2}, "save_trajectories_steps"),
         ({"rollout_max_concurrency": 0}, "rollout_max_concurrency"),
+        ({"tool_cache_log": "tool_log.jsonl"}, "tool_cache_log needs tool_cache"),
     ],
 )
 def test_config_rejects_bad_values(tmp_path, kw, message):

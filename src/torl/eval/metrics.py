@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from torl.core import Trajectory
+from torl.eval.counterfactual import summarize_counterfactual
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -95,7 +96,8 @@ def summarize_benchmark(
     of the share of correct samples), `pass@k` ({k: value} for k = 1, 2, 4, ..., n), `maj@k`, tool use
     (`cells_per_problem`: mean code cells per sampled solution; `code_error_rate`: share of cells that
     failed; `tool_use_rate`: share of solutions with at least one cell), `no_answer_rate`,
-    `truncated_rate` (token budget hit), `error_count` (rollouts that failed), `mean_response_tokens`.
+    `truncated_rate` (token budget hit), `error_count` (rollouts that failed), `mean_response_tokens`,
+    and `counterfactual` (`summarize_counterfactual`'s rates) when the samples have counterfactual runs.
     All rates are fractions in [0, 1].
     """
     by_problem: dict[tuple[str, str], list[Trajectory]] = defaultdict(list)
@@ -117,7 +119,7 @@ def summarize_benchmark(
         maj.append(win is not None and correct[win])
     trajs = list(trajectories)
     tools = tool_stats(trajs)
-    return {
+    out = {
         "problems": len(by_problem),
         "samples": len(trajs),
         "k": n_min,
@@ -132,6 +134,9 @@ def summarize_benchmark(
         "error_count": sum(1 for t in trajs if t.finish_reason == "error"),
         "mean_response_tokens": sum(len(t.completion_ids) for t in trajs) / len(trajs),
     }
+    if any(t.metadata.get("counterfactual") for t in trajs):
+        out["counterfactual"] = summarize_counterfactual(trajs, lambda t: "")["overall"]
+    return out
 
 
 def _mean(xs: Iterable[float]) -> float:
@@ -143,7 +148,8 @@ def summarize(
     trajectories: Iterable[Trajectory], equal: Callable[[str, str], bool] | None = None
 ) -> dict[str, Any]:
     """Per-benchmark scores (see `summarize_benchmark`) under `"benchmarks"`, and `"average"`: the
-    unweighted mean over benchmarks of `pass@1`, `maj@k` and the tool statistics (ToRL's "Avg")."""
+    unweighted mean over benchmarks of `pass@1`, `maj@k` and the tool statistics (ToRL's "Avg");
+    `"counterfactual"`: the counterfactual rates over all samples, when there are any."""
     by_bench: dict[str, list[Trajectory]] = defaultdict(list)
     for t in trajectories:
         by_bench[str(t.metadata.get("benchmark", ""))].append(t)
@@ -157,4 +163,8 @@ def summarize(
         "mean_response_tokens",
     )
     avg = {k: _mean(s[k] for s in benches.values()) for k in keys} if benches else {}
-    return {"benchmarks": benches, "average": avg}
+    out = {"benchmarks": benches, "average": avg}
+    if any("counterfactual" in s for s in benches.values()):
+        every = [t for ts in by_bench.values() for t in ts]
+        out["counterfactual"] = summarize_counterfactual(every)["overall"]
+    return out

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from torl.core import Prompt, RolloutPolicy, Trajectory
 from torl.errors import ConfigError, UserError
+from torl.eval.counterfactual import CounterfactualSettings, needs_counterfactual, run_counterfactuals
 from torl.eval.data import Problem
 from torl.eval.metrics import summarize
 
@@ -121,15 +122,20 @@ def scorer_of(reward: Any) -> str:
 
 async def score_trajectories(trajectories: Sequence[Trajectory], reward: Any) -> None:
     """Score finished samples with the one scoring path (`reward.ascore_trajectories`): sets `reward`,
-    `reward_breakdown["correct"]` (`Trajectory.correct`) and `metadata["pred"]`. A failed rollout is wrong."""
+    `reward_breakdown["correct"]` (`Trajectory.correct`) and `metadata["pred"]`, and for samples that used
+    the tool `metadata["provenance"]` (`torl.rewards.record_provenance`). A failed rollout is wrong."""
+    from torl.rewards.provenance import record_provenance
+
     await reward.ascore_trajectories(trajectories)
     for t in trajectories:
         if t.finish_reason == "error":
             t.reward, t.metadata["pred"] = 0.0, None
             t.reward_breakdown["correct"] = 0.0
+        elif t.tool_calls:
+            record_provenance(t)
 
 
-async def rescore(trajectories: Sequence[Trajectory], reward: Any) -> dict[str, Any]:
+async def summarize_rescored(trajectories: Sequence[Trajectory], reward: Any) -> dict[str, Any]:
     """The `summarize` of copies of `trajectories` judged again by `reward` (the originals are untouched)."""
     copies = [t.model_copy(deep=True) for t in trajectories]
     await score_trajectories(copies, reward)
@@ -205,6 +211,31 @@ class ResultsFile:
             f.writelines(t.to_json() + "\n" for t in trajectories)
         os.replace(tmp, self.path)
 
+    @property
+    def counterfactual_path(self) -> Path:
+        """Where the counterfactual runs of these results go (`<name>_counterfactual.jsonl` beside it)."""
+        return self.path.with_name(self.path.stem + "_counterfactual.jsonl")
+
+    def update(self, trajectories: Sequence[Trajectory]) -> None:
+        """Rewrite the file with `trajectories` in place of the saved samples they stand for (same
+        benchmark, problem id and sample), e.g. after counterfactual runs were added to their metadata."""
+        new = {_sample_key(t): t for t in trajectories}
+        lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
+        saved = [Trajectory.from_json(line) for line in lines if line.strip()]
+        self._rewrite([new.pop(_sample_key(t), t) for t in saved] + list(new.values()))
+
+    def save_counterfactual(self, runs: Sequence[Trajectory]) -> None:
+        """Save counterfactual runs, replacing earlier runs of the same original samples."""
+        p = self.counterfactual_path
+        redone = {_of_key(t) for t in runs}
+        old = []
+        if p.exists():
+            old = [t for line in p.read_text(encoding="utf-8").splitlines() if line.strip()
+                   if _of_key(t := Trajectory.from_json(line)) not in redone]
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text("".join(t.to_json() + "\n" for t in [*old, *runs]), encoding="utf-8")
+        os.replace(tmp, p)
+
     def append(self, trajectories: Sequence[Trajectory]) -> None:
         """Append the samples of one problem in a single write, flushed to disk."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +244,15 @@ class ResultsFile:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+
+
+def _sample_key(t: Trajectory) -> tuple[str, str, str]:
+    return (*_key(t), str(t.metadata.get("sample")))
+
+
+def _of_key(t: Trajectory) -> tuple[str, str, str]:
+    of = (t.metadata.get("perturbation") or {}).get("of") or {}
+    return str(of.get("benchmark")), str(of.get("problem_id")), str(of.get("sample"))
 
 
 def check_against(done: dict[Key, list[Trajectory]], problems: Sequence[Problem]) -> None:
@@ -250,6 +290,7 @@ async def evaluate(
     progress: bool = True,
     retry_errors: bool = False,
     reward: Any = None,
+    counterfactual: CounterfactualSettings | None = None,
 ) -> EvalResult:
     """Sample `settings.k` solutions per problem with `policy`, score them, and summarize.
 
@@ -264,6 +305,10 @@ async def evaluate(
         retry_errors: redo saved problems whose rollouts failed.
         reward: the torl reward that judges the samples (default `default_reward(settings)`: 1 / 0 on
             `settings.answer_format`); training's reward object works too.
+        counterfactual: also re-run every tool call with its output perturbed (`torl.eval.counterfactual`;
+            `policy` must be a `TIRRollout`): the outcomes go into each sample's
+            `metadata["counterfactual"]` and the summary, the runs into `<output>_counterfactual.jsonl`
+            and `EvalResult.extra["counterfactual"]`. Saved samples with outcomes are not run again.
 
     Raises:
         EvalError: the results file conflicts with these settings or data, or generation failed
@@ -343,13 +388,36 @@ async def evaluate(
         await asyncio.gather(*tasks, return_exceptions=True)
         bar.close()
     ordered = [t for k in keys for t in results[k]]
+    extra: dict[str, Any] = {}
+    if counterfactual is not None:
+        extra["counterfactual"] = await _counterfactual(policy, ordered, counterfactual, reward, store)
     return EvalResult(
         trajectories=ordered,
         summary=summarize(ordered),
         settings=settings,
         generated=len(todo),
         output=Path(output) if output is not None else None,
+        extra=extra,
     )
+
+
+async def _counterfactual(
+    policy: Any, trajectories: list[Trajectory], settings: CounterfactualSettings, reward: Any,
+    store: ResultsFile | None,
+) -> list[Trajectory]:
+    todo = [t for t in trajectories if needs_counterfactual(t, settings)]
+    if not todo:
+        return []
+    if not hasattr(policy, "resume"):
+        raise EvalError(f"counterfactual runs resume rollouts: {type(policy).__name__} has no resume()")
+    try:
+        runs = await run_counterfactuals(policy, todo, settings, reward=reward, pool=trajectories)
+    except Exception as e:
+        raise EvalError(f"counterfactual runs failed: {type(e).__name__}: {e}") from e
+    if store:
+        store.update(todo)
+        store.save_counterfactual(runs)
+    return runs
 
 
 def prompt_for(tir_format: str) -> Callable[[str], Prompt]:
@@ -372,6 +440,7 @@ async def evaluate_model(
     progress: bool = True,
     retry_errors: bool = False,
     scorer: str = "default",
+    counterfactual: CounterfactualSettings | None = None,
 ) -> EvalResult:
     """Evaluate a model (a local path or hub id) with the Python tool: builds the vLLM rollout engine the
     trainer uses, runs `evaluate`, closes the engine. The engine is only started when some problem is
@@ -384,7 +453,7 @@ async def evaluate_model(
         sandbox: the sandbox kind (`torl.tools.make_sandbox`): "auto" (Docker when its image is there,
             else local), "local" or "docker".
         engine_kwargs: vLLM engine arguments (e.g. `gpu_memory_utilization`, `max_model_len`).
-        output, concurrency, progress, retry_errors: as for `evaluate`.
+        output, concurrency, progress, retry_errors, counterfactual: as for `evaluate`.
         scorer: the answer check (`default_reward`): "default", "torl" or "zero_tir".
     """
     import dataclasses
@@ -397,8 +466,10 @@ async def evaluate_model(
         done = ResultsFile(output).load(settings, retry_errors)
         check_against(done, problems)
         if all((p.benchmark, p.id) in done for p in problems):
-            return await evaluate(_NoPolicy(), problems, settings, output=output, progress=False,
-                                  retry_errors=retry_errors, reward=reward)
+            ordered = [t for p in problems for t in done[(p.benchmark, p.id)]]
+            if counterfactual is None or not any(needs_counterfactual(t, counterfactual) for t in ordered):
+                return await evaluate(_NoPolicy(), problems, settings, output=output, progress=False,
+                                      retry_errors=retry_errors, reward=reward)
     from torl.tools import make_sandbox
 
     tool = make_sandbox(sandbox)  # an unknown kind raises ConfigError here, before anything starts
@@ -417,6 +488,7 @@ async def evaluate_model(
             progress=progress,
             retry_errors=retry_errors,
             reward=reward,
+            counterfactual=counterfactual,
         )
     finally:
         await _close(engine, tool)

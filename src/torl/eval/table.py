@@ -92,7 +92,8 @@ def format_table(rows: Mapping[str, Mapping[str, float | None]], digits: int = 1
 
 
 def format_details(summary: Mapping[str, Any]) -> str:
-    """Per-benchmark detail table: problems, k, pass@1, pass@k, maj@k and tool-use statistics."""
+    """Per-benchmark detail table: problems, k, pass@1, pass@k, maj@k and tool-use statistics; with
+    counterfactual runs, `reliance` (share of tool-using samples whose answer changes without the tool)."""
     head = [
         "Benchmark",
         "n",
@@ -106,6 +107,9 @@ def format_details(summary: Mapping[str, Any]) -> str:
         "no ans",
         "tokens",
     ]
+    cf = any("counterfactual" in s for s in summary["benchmarks"].values())
+    if cf:
+        head.append("reliance")
     rows = []
     for bench, s in summary["benchmarks"].items():
         kmax = max(s["pass@k"], key=int)
@@ -124,6 +128,9 @@ def format_details(summary: Mapping[str, Any]) -> str:
                 f"{s['mean_response_tokens']:.0f}",
             ]
         )
+        if cf:
+            r = (s.get("counterfactual") or {}).get("reliance")
+            rows[-1].append("-" if r is None else f"{100 * r:.1f}%")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     return "\n".join([fmt(head), *(fmt(r) for r in rows)])

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from torl.core import Trajectory
+from torl.eval.counterfactual import summarize_counterfactual
 from torl.eval.metrics import tool_stats
 from torl.nano.tasks import NanoProblem
 
@@ -26,6 +27,11 @@ class NanoScores:
     tool_use: float
     code_error_rate: float | None
     by_size: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reliance: float | None = None
+    """Share of tool-using answers that change whenever the tool's output is taken away (counterfactual
+    runs, `torl.eval.relies_on_tool`; None: not run)."""
+    follows_output: float | None = None
+    """Share of tool-using answers that change with another problem's output swapped in."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,16 +43,24 @@ def _rates(trajs: Sequence[Trajectory]) -> tuple[float, float, float | None]:
     return correct / max(len(trajs), 1), tools["tool_use_rate"], tools["code_error_rate"]
 
 
+def _reliance(trajs: Sequence[Trajectory]) -> tuple[float | None, float | None]:
+    g = summarize_counterfactual(trajs, lambda t: "")["overall"]
+    return g["reliance"], g["follows_output"]
+
+
 def summarize_nano(trajectories: Sequence[Trajectory]) -> NanoScores:
-    """Scores of scored trajectories (`Trajectory.correct`; `metadata["size"]` for the split)."""
+    """Scores of scored trajectories (`Trajectory.correct`; `metadata["size"]` for the split; the
+    reliance rates when they have counterfactual runs, `torl.eval.counterfactual`)."""
     acc, tool, err = _rates(trajectories)
     by_size: dict[str, dict[str, Any]] = {}
     for size in ("small", "large"):
         part = [t for t in trajectories if t.metadata.get("size") == size]
         if part:
             a, u, e = _rates(part)
-            by_size[size] = {"n": len(part), "accuracy": a, "tool_use": u, "code_error_rate": e}
-    return NanoScores(len(trajectories), acc, tool, err, by_size)
+            r, f = _reliance(part)
+            by_size[size] = {"n": len(part), "accuracy": a, "tool_use": u, "code_error_rate": e,
+                             "reliance": r, "follows_output": f}
+    return NanoScores(len(trajectories), acc, tool, err, by_size, *_reliance(trajectories))
 
 
 async def evaluate_nano(
@@ -57,10 +71,15 @@ async def evaluate_nano(
     n: int = 1,
     temperature: float = 0.0,
     seed: int = 0,
+    counterfactual: bool = False,
 ) -> tuple[NanoScores, list[Trajectory]]:
     """Roll out `n` samples per problem with `engine` (a `TIRRollout`), score them with `reward`
-    (default `ToRLReward()`), and summarize. Greedy (temperature 0) by default, as ToRL evaluates."""
-    from torl.rewards import ToRLReward
+    (default `ToRLReward()`), and summarize. Greedy (temperature 0) by default, as ToRL evaluates.
+    `counterfactual`: also re-run every tool call with the tool disabled, an error, and another problem's
+    output (`torl.eval.run_counterfactuals`, at the same temperature), for the reliance rates; the runs
+    are in the returned trajectories' `metadata["counterfactual"]`."""
+    from torl.eval.counterfactual import CounterfactualSettings, run_counterfactuals
+    from torl.rewards import ToRLReward, record_provenance
 
     if not problems:
         raise ValueError("evaluate_nano needs at least one problem")
@@ -70,6 +89,12 @@ async def evaluate_nano(
         [p.prompt for p in problems], n=n, temperature=temperature, seed=seed, metadata=meta
     )
     await reward.ascore_trajectories(trajs)  # answers: metadata["answer"]
+    for t in trajs:
+        if t.tool_calls:
+            record_provenance(t)
+    if counterfactual:
+        settings = CounterfactualSettings(temperature=temperature)
+        await run_counterfactuals(engine, trajs, settings, reward=reward)
     return summarize_nano(trajs), trajs
 
 
@@ -79,12 +104,25 @@ def nano_table(rows: dict[str, NanoScores]) -> str:
     def pct(x: float | None) -> str:
         return "   -  " if x is None else f"{100 * x:5.1f}%"
 
-    head = f"{'model':<22}{'accuracy':>10}{'tool use':>10}{'code err':>10}   {'small acc/tool':>15}   {'large acc/tool':>15}"
+    rely = any(s.reliance is not None for s in rows.values())
+    size_head = "acc/tool/relies" if rely else "acc/tool"
+    w = 23 if rely else 15
+    head = (
+        f"{'model':<22}{'accuracy':>10}{'tool use':>10}{'code err':>10}   "
+        f"{'small ' + size_head:>{w}}   {'large ' + size_head:>{w}}"
+    )
     lines = [head, "-" * len(head)]
+
+    def cols(d: dict) -> str:
+        out = f"{pct(d.get('accuracy')):>7} {pct(d.get('tool_use')):>7}"
+        return out + f" {pct(d.get('reliance')):>7}" if rely else out
+
     for name, s in rows.items():
         sm, lg = s.by_size.get("small", {}), s.by_size.get("large", {})
         lines.append(
             f"{name:<22}{pct(s.accuracy):>10}{pct(s.tool_use):>10}{pct(s.code_error_rate):>10}   "
-            f"{pct(sm.get('accuracy')):>7} {pct(sm.get('tool_use')):>7}   {pct(lg.get('accuracy')):>7} {pct(lg.get('tool_use')):>7}"
+            f"{cols(sm):>{w}}   {cols(lg):>{w}}"
         )
+    if rely:
+        lines.append("relies: share of tool-using answers that change with the tool off (counterfactual)")
     return "\n".join(lines)

@@ -16,9 +16,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torl.nano.evaluate import NanoScores, evaluate_nano, nano_table
+from torl.nano.evaluate import NanoScores, evaluate_nano, nano_table, summarize_nano
 from torl.nano.pretrain import PretrainConfig, default_cache_dir, pick_threads, pretrain
 from torl.nano.tasks import NanoProblem, make_problems
+
+NANO_ERROR_MESSAGE = "NameError: name 'y' is not defined"
+"""The `error` perturbation of the nano run's counterfactuals: the failure of the buggy cells in its data,
+after which the model learned to fall back to hand arithmetic. An error text it never saw it copies into
+its box like any output, so that removal would say more about the message than about the tool."""
 
 
 @dataclass
@@ -45,6 +50,14 @@ class NanoConfig:
     eval_seed: int = 1_000_003
     eval_samples: int = 4
     """Extra pass@1 estimate over this many samples per problem at the training temperature (0: off)."""
+    counterfactual: bool = True
+    """Re-run the greedy evaluations' tool calls with the tool disabled, an error and another problem's
+    output (`torl.eval.counterfactual`): the reliance on the tool, per problem size."""
+    counterfactual_sampled: bool = True
+    """The same for the sampled evaluations (`eval_samples`), with the replay control (the recorded output
+    again) that measures how often a sampled answer changes by chance."""
+    tool_cache: bool = True
+    """Answer identical cells of a GRPO group from the tool-result log (`TIRGRPOConfig.tool_cache`)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "prompts_per_step", "num_generations", "train_problems", "eval_problems"):
@@ -90,7 +103,9 @@ def _progress_callback(log: Callable[[str], None], total: int):
             log(
                 f"[grpo] step {state.global_step:>3}/{total}  reward {g('reward', float('nan')):+.3f}  "
                 f"accuracy {g('tir/accuracy', float('nan')):.3f}  tool use {g('tir/frac_with_tool_call', float('nan')):.3f}  "
-                f"code errors {g('tir/code_error_rate', float('nan')):.3f}  {time.time() - self.t0:.0f}s"
+                f"code errors {g('tir/code_error_rate', float('nan')):.3f}  "
+                f"cells from the log {g('tir/tool_cache_hit_rate', float('nan')):.3f}  "
+                f"{time.time() - self.t0:.0f}s"
             )
 
     return Progress()
@@ -127,6 +142,7 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
+    from torl.core import ToolResult
     from torl.rewards import ToRLReward
     from torl.rollout import TIRRollout
     from torl.tools import LocalSandbox, PythonTool
@@ -164,6 +180,7 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
         bf16=False,
         save_trajectories_steps=1,
         disable_tqdm=True,
+        tool_cache=cfg.tool_cache,
     )
     torch.set_num_threads(pick_threads())  # before vLLM starts: its CPU worker then locks the count
     tool = PythonTool(LocalSandbox(timeout_s=5, preload=()))
@@ -187,6 +204,11 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
 
         async def go() -> dict[str, NanoScores]:
             from torl.core import save_jsonl
+            from torl.eval.counterfactual import CounterfactualSettings, run_counterfactuals
+
+            reward = ToRLReward()
+            trace = f'Traceback (most recent call last):\n  File "<cell>", line 2, in <module>\n{NANO_ERROR_MESSAGE}\n'
+            error = ToolResult.failure("error", NANO_ERROR_MESSAGE, output=trace)
 
             async with PythonTool(LocalSandbox(timeout_s=5, preload=())) as eval_tool:
                 engine = TIRRollout.from_llm(
@@ -197,16 +219,29 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
                     max_tool_calls=1,
                     max_new_tokens=cfg.max_completion_length,
                 )
-                greedy, trajs = await evaluate_nano(engine, held_out, temperature=0.0, seed=cfg.seed)
+                _, trajs = await evaluate_nano(engine, held_out, temperature=0.0, seed=cfg.seed)
+                t0 = time.time()
+                if cfg.counterfactual:
+                    greedy_cf = CounterfactualSettings(temperature=0.0, error=error)
+                    await run_counterfactuals(engine, trajs, greedy_cf, reward=reward)
                 save_jsonl(trajs, out / f"eval_{name}.jsonl")
-                scores = {"greedy": greedy}
+                scores = {"greedy": summarize_nano(trajs)}
                 if cfg.eval_samples:
-                    scores["sampled"], _ = await evaluate_nano(
+                    _, sampled = await evaluate_nano(
                         engine, held_out, n=cfg.eval_samples, temperature=cfg.temperature, seed=cfg.seed + 1
                     )
+                    if cfg.counterfactual_sampled:
+                        kinds = ("disabled", "error", "swap", "replay")
+                        cf = CounterfactualSettings(kinds=kinds, temperature=cfg.temperature, error=error)
+                        await run_counterfactuals(engine, sampled, cf, reward=reward)
+                    save_jsonl(sampled, out / f"eval_{name}_sampled.jsonl")
+                    scores["sampled"] = summarize_nano(sampled)
+                cf_seconds[name] = round(time.time() - t0, 1)
                 return scores
 
         return asyncio.run(go())
+
+    cf_seconds: dict[str, float] = {}
 
     def rows(name: str, scores: dict[str, NanoScores]) -> dict[str, NanoScores]:
         r = {f"{name} greedy": scores["greedy"]}
@@ -245,6 +280,7 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
         "seconds": {
             "pretrain": round(t_pretrain, 1),
             "rl": round(t_rl, 1),
+            "counterfactual_and_sampled_eval": cf_seconds,
             "total": round(time.time() - t_start, 1),
         },
     }
@@ -262,10 +298,13 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
 
 
 def _report(out: Path, metrics_file: Path) -> Path | None:
-    """The HTML report (torl.view): before/after trajectories and the training curves."""
+    """The HTML report (torl.view): one summary line each for before and after, accuracy, tool use and
+    reliance side by side per problem size, the trajectories (with provenance and counterfactual runs)
+    and the training curves."""
     try:
         from torl.view import write_report
     except ImportError:
         return None
-    files = [out / "eval_before.jsonl", out / "eval_after.jsonl"]
+    files = [out / f"eval_{name}.jsonl" for name in ("before", "after", "before_sampled", "after_sampled")]
+    files = [f for f in files if f.exists()]
     return write_report(out / "report.html", files, metrics_file, title="torl nano run")

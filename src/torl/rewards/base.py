@@ -8,7 +8,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torl.core import RewardOutput, Trajectory
@@ -34,6 +34,8 @@ class Sample:
     """The whole response, tool output included (ToRL takes its answer from it); None: same as `text`."""
     question: str | None = None
     """The problem text, when the dataset has a `problem` (or `question`) column."""
+    trajectory: Trajectory | None = field(default=None, repr=False, compare=False)
+    """The trajectory itself, when the sample was made from one (cells, outputs and segments)."""
 
     @property
     def num_tool_calls(self) -> int:
@@ -63,7 +65,9 @@ class Sample:
                 trajectory = json.loads(trajectory)
             except ValueError as e:
                 raise ValueError(f"a trajectory given as a string must be its JSON: {e}") from e
+        traj = None
         if isinstance(trajectory, Trajectory):
+            traj = trajectory
             segments = [(s.kind, s.text) for s in trajectory.segments]
             statuses = tuple(r.result.status for r in trajectory.tool_calls)
         elif isinstance(trajectory, Mapping):
@@ -80,11 +84,11 @@ class Sample:
             )
         if not segments:
             if completion is None:
-                return cls("", statuses, precise=True)
+                return cls("", statuses, precise=True, trajectory=traj)
             text = _completion_text(completion)
-            return cls(strip_tool_output(text), statuses, precise=True, response=text)
+            return cls(strip_tool_output(text), statuses, precise=True, response=text, trajectory=traj)
         model = "".join(t for k, t in segments if k == "model")
-        return cls(model, statuses, precise=True, response="".join(t for _, t in segments))
+        return cls(model, statuses, precise=True, response="".join(t for _, t in segments), trajectory=traj)
 
 
 def _completion_text(completion: Any) -> str:

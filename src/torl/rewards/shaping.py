@@ -150,3 +150,63 @@ class FormatReward(BatchReward):
                 )
             )
         return out
+
+
+class ProvenancePenalty(BatchReward):
+    """Optional shaping against gaming the checker through the tool: a penalty for each provenance flag
+    (`torl.rewards.provenance`). Off unless you add it, e.g.
+    `WeightedReward({ToRLReward(): 1.0, ProvenancePenalty(): 1.0})`.
+
+    Args:
+        boxed_by_code: when a `\\boxed{}` is in a cell's source or output.
+        hardcoded: when a cell prints the final answer as a literal.
+        repeated_cell: per cell identical to an earlier one of the trajectory.
+        echo_call: per cell that only prints the question back.
+        copied: when the final answer was copied from a tool output (0 by default: that is the tool doing
+            its job; set it to study derived answers).
+        tir_format: the format of plain-text completions (with trajectories, the recorded cells are read).
+
+    Score: the sum of the penalties that apply (0.0 when none). Breakdown: the flags (`copied`,
+    `boxed_by_code`, `hardcoded` as 1/0; `repeated_cells`, `echo_calls` as counts).
+    """
+
+    name = "provenance"
+    needs_answer = False
+
+    def __init__(
+        self,
+        *,
+        boxed_by_code: float = -1.0,
+        hardcoded: float = -1.0,
+        repeated_cell: float = -0.1,
+        echo_call: float = -0.1,
+        copied: float = 0.0,
+        tir_format: Any = "torl",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name, tir_format)
+        self.weights = {
+            "boxed_by_code": float(boxed_by_code),
+            "hardcoded": float(hardcoded),
+            "repeated_cells": float(repeated_cell),
+            "echo_calls": float(echo_call),
+            "copied": float(copied),
+        }
+
+    def check(self, sample: Sample) -> Any:
+        """The `Provenance` of a sample (its trajectory when it has one, else its text)."""
+        from torl.rewards.provenance import check_provenance, check_text
+
+        if sample.trajectory is not None:
+            return check_provenance(sample.trajectory, question=sample.question, tir_format=self.tir_format)
+        text = sample.response or sample.text
+        return check_text(text, question=sample.question, tir_format=self.tir_format)
+
+    def score_samples(self, samples: Sequence[Sample], answers: Sequence[str | None]) -> list[RewardOutput]:
+        out = []
+        for s in samples:
+            p = self.check(s)
+            flags = {k: float(getattr(p, k)) for k in self.weights}
+            score = sum(self.weights[k] * v for k, v in flags.items())
+            out.append(RewardOutput(score=score, breakdown=flags))
+        return out

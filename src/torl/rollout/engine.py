@@ -229,6 +229,93 @@ class TIRRollout:
                 tasks.append(self._guarded(prompt, ids, err, meta, sampling, budget, (self._batches, i)))
         return list(await asyncio.gather(*tasks))
 
+    async def resume(
+        self,
+        trajectory: Trajectory,
+        call: int,
+        result: ToolResult | None = None,
+        *,
+        later_result: ToolResult | None = None,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        seed: int | None = None,
+        max_new_tokens: int | None = None,
+        metadata: dict | None = None,
+    ) -> Trajectory:
+        """Roll `trajectory` out again from its tool call number `call`, whose result is replaced by `result`
+        (None: the recorded one): a counterfactual rollout that generates only the suffix.
+
+        The prompt and completion ids before the call's output are reused as recorded (never re-tokenized);
+        the new observation is rendered by this engine's format and tokenized like any tool output; then
+        the model goes on within what is left of the token and tool-call budgets. `later_result`: every
+        later call gets it and runs nothing (the tool is off from here on). In a stateful session the cells
+        before `call` run again before the first later call (a `CachedTool` holding the recorded results
+        answers them without running). `seed`: default the trajectory's own, so that the recorded result
+        at temperature 0 gives back the recorded trajectory. Metadata: the original's, plus `resumed`
+        (`call`, `prefix_tokens`). Never raises for a failed rollout (`finish_reason="error"`).
+
+        Raises:
+            ValueError: no such call, or its output is not in the trajectory's segments.
+        """
+        if not 0 <= call < len(trajectory.tool_calls):
+            raise ValueError(f"the trajectory has {len(trajectory.tool_calls)} tool calls, no call {call}")
+        rec = trajectory.tool_calls[call]
+        seg_i = rec.output_segment
+        segs = trajectory.segments
+        if (
+            seg_i is None
+            or not 1 <= seg_i < len(segs)
+            or segs[seg_i].kind != "tool"
+            or segs[seg_i - 1].kind != "model"
+        ):
+            raise ValueError(f"tool call {call} has no rendered output after a model turn: cannot resume it")
+        same_turn = [r for r in trajectory.tool_calls if r.output_segment == seg_i]
+        results = [result if r is rec and result is not None else r.result for r in same_turn]
+        start = segs[seg_i].start
+        seed = trajectory.metadata.get("seed") if seed is None else seed
+        drop = ("timings", "pred", "rule", "advantage", "counterfactual", "resumed", "provenance")
+        drop += ("perturbation",)  # the results of this trajectory, not of the one resumed
+        meta = {k: v for k, v in trajectory.metadata.items() if k not in drop}
+        meta.update(metadata or {}, seed=seed, resumed={"call": call, "prefix_tokens": start})
+        budget = max_new_tokens or self.max_new_tokens
+        sampling = Sampling(temperature=temperature, top_p=top_p, top_k=top_k)
+        async with self._sem():
+            st = _State(trajectory.prompt, trajectory.prompt_ids, meta, ("resume", id(trajectory)))
+            st.completion = list(trajectory.completion_ids[:start])
+            st.logprobs = list(trajectory.logprobs[:start])
+            st.mask = list(trajectory.env_mask[:start])
+            st.segments = [s.model_copy() for s in segs[:seg_i]]
+            st.records = [r.model_copy() for r in trajectory.tool_calls if (r.output_segment or 0) < seg_i]
+            st.replay = [r.call.model_copy(update={"session": None}) for r in st.records]
+            st.turns = rec.turn + 1
+            st.calls_used = len(st.records) + len(same_turn)
+            st.tool_off = later_result
+            try:
+                env_text = self.format.render(segs[seg_i - 1].text, [r.call for r in same_turn], results)
+                env_ids = self.format.encode_env(env_text, self.tokenizer)
+                room = budget - start
+                if self.backend.max_model_len:
+                    room = min(room, self.backend.max_model_len - len(st.prompt_ids) - start)
+                cut = len(env_ids) > room
+                if cut:
+                    env_ids = env_ids[: max(room, 0)]
+                    env_text = self.tokenizer.decode(env_ids, skip_special_tokens=False)
+                seg = st.add(
+                    Segment(kind="tool", text=env_text, start=0, end=0), env_ids, [0.0] * len(env_ids), 0
+                )
+                st.records += [
+                    r.model_copy(update={"result": res, "output_segment": seg})
+                    for r, res in zip(same_turn, results, strict=True)
+                ]
+                if cut:
+                    st.finish = "length"
+                else:
+                    await self._rollout(st, sampling, budget)
+            except Exception as e:  # as in generate: keep what there is, mark the error
+                st.finish, st.error = "error", f"{type(e).__name__}: {e}"
+            return st.trajectory()
+
     def generate_sync(self, prompts: Sequence[Prompt], n: int = 1, **sampling: Any) -> list[Trajectory]:
         """`generate` for synchronous callers (e.g. TRL's `rollout_func`); works from any thread, repeatedly.
         All calls run on one private event loop thread, so backends and tools stay on one loop."""
@@ -294,7 +381,7 @@ class TIRRollout:
     async def _loop_turns(self, st: _State, sampling: Sampling, budget: int) -> None:
         fmt, tok = self.format, self.tokenizer
         max_len = self.backend.max_model_len
-        calls_left = self.max_tool_calls
+        calls_left = self.max_tool_calls - st.calls_used
         seed = st.meta["seed"]
         if max_len and len(st.prompt_ids) >= max_len:
             raise ValueError(f"prompt of {len(st.prompt_ids)} tokens does not fit max_model_len {max_len}")
@@ -412,6 +499,8 @@ class TIRRollout:
     async def _call_tool(self, call: ToolCall, st: _State) -> ToolResult:
         if call.name == INVALID_CALL:
             return ToolResult.failure("error", str(call.arguments.get("error", "invalid tool call")))
+        if st.tool_off is not None:  # a counterfactual rollout with the tool turned off
+            return st.tool_off
         route = self._route(call)
         if isinstance(route, str):
             return ToolResult.failure("sandbox_error" if not self.tools else "error", route)
@@ -427,6 +516,11 @@ class TIRRollout:
             raise RuntimeError(f"tool {name!r} could not start: {type(e).__name__}: {e}") from e
         if name not in st.sessions:  # on its first call: no call, no session
             st.sessions[name] = await tool.open_session() if self.stateful else None
+            if st.sessions[name] is not None:  # a resumed trajectory: its earlier cells again, in order
+                for prior in st.replay:
+                    if self._route(prior) != route:
+                        continue
+                    await tool.run(prior.model_copy(update={"session": st.sessions[name]}))
         call = call.model_copy(update={"session": st.sessions[name]})
         try:
             coro = tool.run(call)
@@ -494,6 +588,12 @@ class _State:
         self.tool_s = 0.0
         self.sessions: dict[str, str | None] = {}
         """Tool name -> this trajectory's session (opened on the tool's first call)."""
+        self.calls_used = 0
+        """Tool calls already spent (a resumed trajectory starts with its prefix's)."""
+        self.replay: list[ToolCall] = []
+        """Cells of a resumed prefix, run again in a new session before its first call."""
+        self.tool_off: ToolResult | None = None
+        """When set, every tool call gets this result and runs nothing."""
 
     def add(self, seg: Segment, ids: list[int], lps: list[float], mask: int) -> int:
         start = len(self.completion)

@@ -15,6 +15,7 @@ from typing import Any
 
 from torl.core import ToolResult
 from torl.errors import ConfigError
+from torl.tools.cache import CachedTool, ToolCache, is_cacheable
 from torl.tools.docker_sandbox import DockerSandbox, docker_available
 from torl.tools.local_sandbox import LocalSandbox
 from torl.tools.python_tool import PythonTool
@@ -24,15 +25,18 @@ from torl.tools.sandbox_fusion import SandboxFusionSandbox
 __all__ = [
     "DEFAULT_PRELOAD",
     "SANDBOX_KINDS",
+    "CachedTool",
     "DockerSandbox",
     "Limits",
     "LocalSandbox",
     "PythonTool",
     "Sandbox",
     "SandboxFusionSandbox",
+    "ToolCache",
     "ToolResult",
     "default_sandbox",
     "docker_available",
+    "is_cacheable",
     "make_sandbox",
 ]
 

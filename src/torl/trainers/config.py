@@ -65,6 +65,18 @@ class TIRGRPOConfig(GRPOConfig):
     stateful_tool: bool = field(
         default=True, metadata={"help": "One tool session per trajectory, so cells share state (ZERO-TIR)."}
     )
+    tool_cache: bool = field(
+        default=False,
+        metadata={
+            "help": "Answer a cell already run with the same earlier cells of its session from a tool-result "
+            "log (torl.tools.CachedTool): identical cells of a GRPO group run once. Cells that read clocks, "
+            "randomness or files are never cached (torl.tools.is_cacheable; `# torl: nocache` declares one)."
+        },
+    )
+    tool_cache_log: str | None = field(
+        default=None,
+        metadata={"help": "With tool_cache: also keep the log in this JSON Lines file (read back at start)."},
+    )
     rollout_max_concurrency: int = field(
         default=512, metadata={"help": "Trajectories in flight at once in the rollout engine."}
     )
@@ -136,6 +148,8 @@ class TIRGRPOConfig(GRPOConfig):
             raise ValueError(f"over_budget must be 'continue' or 'notify', got {self.over_budget!r}")
         if self.save_trajectories_steps < 0:
             raise ValueError(f"save_trajectories_steps must be >= 0, got {self.save_trajectories_steps}")
+        if self.tool_cache_log and not self.tool_cache:
+            raise ValueError("tool_cache_log needs tool_cache=True")
         if self.rollout_max_concurrency < 1:
             raise ValueError(f"rollout_max_concurrency must be >= 1, got {self.rollout_max_concurrency}")
         for name in ("max_turn_tokens", "max_total_tokens"):

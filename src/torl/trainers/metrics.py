@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 from torl.core import Trajectory
+from torl.rewards.provenance import provenance_rates, recorded_provenance
 
 __all__ = ["trajectory_metrics"]
 
@@ -28,6 +29,10 @@ def trajectory_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
       `max_turns_rate`, `error_rate`: shares that hit the turn budget or failed
     - `tool_latency_s` (mean) and `tool_latency_max_s` over the calls; `tool_time_s`, `generation_time_s`:
       per-trajectory wall time in the tool and in generation
+    - `tool_cache_hit_rate`: share of tool calls answered from the tool-result log (`tool_cache=True`)
+    - provenance (`torl.rewards.provenance`): `answer_copied` (the final answer was in a tool output
+      first), `answer_derived` (of those that used the tool and answered, share not copied),
+      `boxed_by_code`, `hardcoded_answer`, and shares with `repeated_cells` and `echo_calls`
     """
     ts = list(trajectories)
     if not ts:
@@ -55,6 +60,8 @@ def trajectory_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
         "tool_time_s": _mean([float(x.get("tool_s", 0.0)) for x in timings]),
         "generation_time_s": _mean([float(x.get("generation_s", 0.0)) for x in timings]),
     }
+    out["tool_cache_hit_rate"] = _mean([float(r.result.cached) for r in calls]) if calls else 0.0
+    out.update(provenance_rates([recorded_provenance(t) for t in ts if t.finish_reason != "error"]))
     if rewards:  # set when one reward scored them (evaluation); in training TRL logs the reward itself
         out["reward"] = _mean(rewards)
     return out

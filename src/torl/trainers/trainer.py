@@ -25,6 +25,7 @@ from trl.trainer.utils import RepeatSampler
 
 from torl.core import Prompt, RolloutPolicy, Tool, Trajectory, save_jsonl
 from torl.rollout.backends import select_cuda_device
+from torl.rewards.provenance import record_provenance
 from torl.rollout.engine import LoopThread
 from torl.trainers.config import TIRGRPOConfig
 from torl.trainers.metrics import trajectory_metrics
@@ -81,7 +82,7 @@ class TIRGRPOTrainer(GRPOTrainer):
         tool: the `Tool` that runs the model's code (e.g. `PythonTool(LocalSandbox())`). The trainer starts it
             on first use and closes it in `close()` (or at interpreter exit).
         rollout: a ready `RolloutPolicy` to use instead of building a `TIRRollout` (then `tool` must be None;
-            the rollout's own tool is the caller's to start and close).
+            the rollout's own tool is the caller's to start and close; `tool_cache` does not apply).
             A `TIRRollout.from_llm(llm)` is synced like the colocated engine (needs `use_vllm=True`; on
             several GPUs build each process' `LLM` with `distributed_executor_backend="external_launcher"`).
             A `TIRRollout.from_server([...])` in server mode gets the weights on every replica it lists.
@@ -148,6 +149,14 @@ class TIRGRPOTrainer(GRPOTrainer):
                           "them, so rollouts come from a stale policy", stacklevel=2)
 
         self._tools: Any = [tool] if tool is not None else tools
+        if args.tool_cache and self._tools:  # one log for all tools; each keys cells by its own name
+            from torl.tools.cache import CachedTool, ToolCache
+
+            cache = ToolCache(args.tool_cache_log)
+            if isinstance(self._tools, dict):
+                self._tools = {k: CachedTool(t, cache) for k, t in self._tools.items()}
+            else:
+                self._tools = [CachedTool(t, cache) for t in self._tools]
         self._rollout: Any = rollout
         self._loop_thread: LoopThread | None = None
         self._last_trajectories: list[Trajectory] | None = None
@@ -409,6 +418,8 @@ class TIRGRPOTrainer(GRPOTrainer):
             mode = "train" if self.model.training else "eval"
             for t, adv in zip(trajs, output["advantages"].tolist(), strict=True):
                 t.metadata["advantage"] = adv
+                if t.finish_reason != "error":
+                    record_provenance(t)  # saved with the sample; the tir/* metrics read it
             self._last_trajectories = trajs
             self._log_trajectories(trajs, mode)
             self._save_trajectories(trajs, mode)

@@ -83,6 +83,51 @@
     box.appendChild(s);
     return box;
   }
+  function pct(x) { return x === null || x === undefined ? "n/a" : `${(100 * x).toFixed(1)}%`; }
+  function drawBars(title, groups, bars) {
+    const names = Object.keys(bars);
+    const W = 400, H = 220, L = 40, R = 8, T = 16, B = 30;
+    const box = el("div", { class: "chart bars" }, el("h3", {}, title));
+    const legend = el("div", { class: "sub" });
+    names.forEach((n, i) => {
+      legend.appendChild(el("span", { class: "key", style: `color: ${COLORS[i % COLORS.length]}` }, "\u25a0 "));
+      legend.appendChild(document.createTextNode(n + (i + 1 < names.length ? "   " : "")));
+    });
+    box.appendChild(legend);
+    const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
+    const Y = v => H - B - v * (H - T - B);
+    for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+      s.appendChild(svg("line", { class: "grid", x1: L, x2: W - R, y1: Y(t), y2: Y(t) }));
+      s.appendChild(svg("text", { class: "tick", x: L - 4, y: Y(t) + 3, "text-anchor": "end" }, `${100 * t}%`));
+    }
+    const gw = (W - L - R) / groups.length, bw = Math.min(36, (gw - 12) / names.length);
+    groups.forEach((g, gi) => {
+      const x0 = L + gi * gw + (gw - bw * names.length) / 2;
+      s.appendChild(svg("text", { class: "tick group", x: L + gi * gw + gw / 2, y: H - B + 16, "text-anchor": "middle" }, g));
+      names.forEach((n, i) => {
+        const v = bars[n][gi], x = x0 + i * bw;
+        if (v === null || v === undefined) {
+          s.appendChild(svg("text", { class: "tick na", x: x + bw / 2, y: Y(0) - 4, "text-anchor": "middle" }, "n/a"));
+          return;
+        }
+        const r = svg("rect", { class: "bar", x: x + 1, width: bw - 2, y: Y(v), height: Math.max(Y(0) - Y(v), 0.5),
+          fill: COLORS[i % COLORS.length], "data-source": n, "data-group": g, "data-value": v });
+        r.appendChild(svg("title", {}, `${n}, ${g}: ${pct(v)}`));
+        s.appendChild(r);
+        s.appendChild(svg("text", { class: "tick value", x: x + bw / 2, y: Y(v) - 3, "text-anchor": "middle" }, pct(v).replace(".0%", "%")));
+      });
+    });
+    s.appendChild(svg("line", { class: "axis", x1: L, x2: W - R, y1: Y(0), y2: Y(0) }));
+    box.appendChild(s);
+    return box;
+  }
+  function renderCompare() {
+    const charts = DATA.compare || [];
+    if (!charts.length) return;
+    document.getElementById("compare-section").hidden = false;
+    const host = document.getElementById("compare");
+    for (const c of charts) host.appendChild(drawBars(c.title, c.groups, c.bars));
+  }
   function renderCharts() {
     const charts = DATA.charts || [], metrics = DATA.metrics || {};
     const keys = Object.keys(metrics).filter(k => metrics[k].length > 0).sort();
@@ -94,6 +139,7 @@
       document.getElementById("more-metrics").hidden = false;
       const sel = document.getElementById("metric-select"), out = document.getElementById("metric-chart");
       for (const k of keys) sel.appendChild(el("option", { value: k }, k));
+      if (DATA.metric_default && keys.includes(DATA.metric_default)) sel.value = DATA.metric_default;
       const show = () => { out.replaceChildren(drawChart(sel.value, [{ label: "logged", points: metrics[sel.value] }])); };
       sel.addEventListener("change", show);
       show();
@@ -159,6 +205,28 @@
     });
     if (!t.parts.length) body.appendChild(el("div", { class: "empty" }, "(empty completion)"));
     if (t.error) body.appendChild(el("pre", { class: "output failed", "data-label": "rollout error" }, t.error));
+    renderCounterfactual(t, body);
+  }
+  const PROV = [["boxed_by_code", "\\boxed from code"], ["hardcoded", "hard-coded answer"],
+    ["repeated_cells", "repeated cells"], ["echo_calls", "echoes the question"]];
+  function provBadges(t) {
+    if (!t.prov) return [];
+    const out = PROV.filter(([k]) => t.prov[k]).map(([, label]) => el("span", { class: "badge flag" }, label));
+    if (t.prov.copied) out.unshift(el("span", { class: "meta" }, "answer copied from tool output"));
+    return out;
+  }
+  function renderCounterfactual(t, body) {
+    if (!t.cf || !t.cf.length) return;
+    const table = el("table", { class: "cf" }, el("tr", {}, ...["call", "tool output replaced by", "answer", "verdict", "changed"].map(h => el("th", {}, h))));
+    const what = { disabled: "tool disabled", error: "an error", swap: "another problem's output", replay: "the same output (control)" };
+    for (const r of t.cf) {
+      table.appendChild(el("tr", { class: r.changed ? "changed" : "" },
+        el("td", {}, String(r.call + 1)), el("td", {}, what[r.kind] || r.kind),
+        el("td", {}, r.pred === null || r.pred === undefined ? "\u2014" : String(r.pred)),
+        el("td", {}, r.correct === true ? "correct" : r.correct === false ? "wrong" : "-"),
+        el("td", {}, r.changed ? "yes" : "no")));
+    }
+    body.appendChild(el("details", { class: "cf-box", open: true }, el("summary", {}, "Counterfactual runs (re-generated from each call)"), table));
   }
   function verdict(t) {
     if (t.pred === null || t.pred === undefined) return "noanswer";
@@ -182,7 +250,11 @@
       t.failed ? el("span", { class: "badge error" }, `${t.failed} code error${t.failed === 1 ? "" : "s"}`) : null,
       t.truncated ? el("span", { class: "badge trunc" }, "output truncated") : null,
       t.finish === "length" ? el("span", { class: "badge trunc" }, "hit token limit") : null,
-      t.error ? el("span", { class: "badge error" }, "rollout error") : null);
+      t.error ? el("span", { class: "badge error" }, "rollout error") : null,
+      t.relies === true ? el("span", { class: "badge rely" }, "relies on the tool") : null,
+      t.relies === false ? el("span", { class: "badge" }, "same answer without the tool") : null,
+      t.cached ? el("span", { class: "meta" }, `${t.cached} from the tool log`) : null,
+      ...provBadges(t));
     const d = el("details", { class: "traj", "data-verdict": v, "data-benchmark": t.benchmark }, head);
     const body = el("div", { class: "body" });
     d.appendChild(body);
@@ -199,16 +271,32 @@
     if (!blobs.has(t.i)) blobs.set(t.i, (t.prompt + "\n" + t.parts.map(p => p.text).join("\n")).toLowerCase());
     return blobs.get(t.i);
   }
+  function provMatch(t, f) {
+    const p = t.prov;
+    if (!p) return false;
+    if (f === "copied") return p.copied;
+    if (f === "derived") return !p.copied && t.pred !== null && t.pred !== undefined;
+    if (f === "boxed_by_code" || f === "hardcoded") return p[f];
+    if (f === "repeated") return p.repeated_cells > 0;
+    if (f === "echo") return p.echo_calls > 0;
+    if (f === "suspicious") return p.boxed_by_code || p.hardcoded || p.repeated_cells > 0 || p.echo_calls > 0;
+    return true;
+  }
   function applyFilters() {
     const b = document.getElementById("f-benchmark").value, c = document.getElementById("f-correct").value;
     const src = document.getElementById("f-source").value;
     const tool = document.getElementById("f-tool").value;
+    const prov = document.getElementById("f-prov").value, rely = document.getElementById("f-rely").value;
     const q = document.getElementById("f-search").value.trim().toLowerCase();
     state.rows = DATA.trajectories.filter(t =>
       (!src || t.source === src) && (!b || t.benchmark === b) &&
       (!c || verdict(t) === c) &&
       (!tool || (tool === "used" && t.calls > 0) || (tool === "none" && t.calls === 0) ||
-        (tool === "error" && t.failed > 0) || (tool === "truncated" && t.truncated > 0)) &&
+        (tool === "error" && t.failed > 0) || (tool === "truncated" && t.truncated > 0) ||
+        (tool === "cached" && t.cached > 0)) &&
+      (!prov || provMatch(t, prov)) &&
+      (!rely || (rely === "relies" && t.relies === true) || (rely === "independent" && t.relies === false) ||
+        (rely === "follows" && t.follows === true) || (rely === "untested" && (t.relies === null || t.relies === undefined))) &&
       (!q || blob(t).includes(q)));
     state.shown = 0;
     document.getElementById("list").replaceChildren();
@@ -224,18 +312,20 @@
     document.getElementById("more").hidden = state.shown >= state.rows.length;
   }
   function renderSummary() {
-    const ts = DATA.trajectories, n = ts.length;
-    const parts = [];
-    if (n) {
-      const scored = ts.filter(t => t.correct !== null && t.correct !== undefined);
-      parts.push(`${n} trajectories` + (DATA.total > n ? ` (of ${DATA.total}, evenly sampled)` : ""));
-      if (scored.length) parts.push(`accuracy ${(100 * scored.filter(t => t.correct).length / scored.length).toFixed(1)}%`);
-      parts.push(`used the tool ${(100 * ts.filter(t => t.calls > 0).length / n).toFixed(1)}%`);
-      const cells = ts.reduce((a, t) => a + t.calls, 0);
-      parts.push(`${(cells / n).toFixed(2)} cells per trajectory`);
-      if (cells) parts.push(`code error rate ${(100 * ts.reduce((a, t) => a + t.failed, 0) / cells).toFixed(1)}%`);
-    }
-    document.getElementById("summary").textContent = parts.join(" \u00b7 ");
+    const host = document.getElementById("summary"), sources = DATA.sources || {};
+    const names = Object.keys(sources);
+    const line = (name, s) => {
+      const parts = [`${s.n} trajectories`];
+      if (s.accuracy !== null) parts.push(`accuracy ${pct(s.accuracy)}`);
+      if (s.tool_use !== null) parts.push(`used the tool ${pct(s.tool_use)}`);
+      if (s.cells !== null) parts.push(`${s.cells.toFixed(2)} cells per trajectory`);
+      if (s.code_error_rate !== null) parts.push(`code error rate ${pct(s.code_error_rate)}`);
+      if (s.reliance !== null) parts.push(`relies on the tool ${pct(s.reliance)} (of ${s.reliance_n} tested)`);
+      return el("div", { class: "source-line", "data-source": name }, names.length > 1 ? el("strong", {}, name + ": ") : null, parts.join(" \u00b7 "));
+    };
+    host.replaceChildren(...names.map(n => line(n, sources[n].all)));
+    const shown = DATA.trajectories.length;
+    if (DATA.total > shown) host.appendChild(el("div", {}, `(the list below shows ${shown} of ${DATA.total}, evenly sampled)`));
   }
   function renderTrajectories() {
     if (!DATA.trajectories.length) return;
@@ -248,12 +338,13 @@
       const ss = document.getElementById("f-source");
       for (const s of sources) ss.appendChild(el("option", { value: s }, s));
     }
-    for (const id of ["f-source", "f-benchmark", "f-correct", "f-tool"]) document.getElementById(id).addEventListener("change", applyFilters);
+    for (const id of ["f-source", "f-benchmark", "f-correct", "f-tool", "f-prov", "f-rely"]) document.getElementById(id).addEventListener("change", applyFilters);
     document.getElementById("f-search").addEventListener("input", applyFilters);
     document.getElementById("more").addEventListener("click", showMore);
     applyFilters();
   }
   renderSummary();
+  renderCompare();
   renderCharts();
   renderTrajectories();
 })();

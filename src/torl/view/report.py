@@ -10,6 +10,7 @@ import html
 import json
 import math
 import re
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from importlib import resources
@@ -53,6 +54,32 @@ def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
+def _provenance(t: Trajectory) -> dict[str, Any] | None:
+    if not t.tool_calls:
+        return None
+    from torl.rewards.provenance import recorded_provenance
+
+    try:
+        p = recorded_provenance(t)
+    except Exception:  # noqa: BLE001 - a check that fails shows as no flags, never breaks the page
+        return None
+    return {"copied": p.copied, "boxed_by_code": p.boxed_by_code, "hardcoded": p.hardcoded,
+            "repeated_cells": p.repeated_cells, "echo_calls": p.echo_calls}
+
+
+def _counterfactual(t: Trajectory) -> list[dict[str, Any]] | None:
+    runs = t.metadata.get("counterfactual")
+    if not isinstance(runs, list):
+        return None
+    keys = ("kind", "call", "pred", "correct", "changed")
+    return [{k: r.get(k) for k in keys} for r in runs if isinstance(r, dict) and not r.get("skipped")]
+
+
+def _group_of(t: Trajectory, source: str) -> str:
+    m = t.metadata
+    return str(m.get("size") or m.get("benchmark") or m.get("source") or source)
+
+
 def trajectory_record(t: Trajectory, source: str, index: int, step: float | None = None) -> dict[str, Any]:
     """What the page shows of one trajectory (plain JSON)."""
     calls_by_segment = {r.output_segment: r for r in t.tool_calls if r.output_segment is not None}
@@ -84,8 +111,122 @@ def trajectory_record(t: Trajectory, source: str, index: int, step: float | None
         "calls": t.num_tool_calls,
         "failed": sum(1 for r in t.tool_calls if not r.result.ok),
         "truncated": sum(1 for r in t.tool_calls if r.result.truncated),
+        "cached": sum(1 for r in t.tool_calls if r.result.cached),
         "tokens": len(t.completion_ids),
+        "group": _group_of(t, source),
+        "prov": _provenance(t),
+        "cf": _counterfactual(t),
+        "relies": _relies(t),
+        "follows": _follows(t),
     }
+
+
+def _relies(t: Trajectory) -> bool | None:
+    from torl.eval.counterfactual import relies_on_tool
+
+    return relies_on_tool(t)
+
+
+def _follows(t: Trajectory) -> bool | None:
+    from torl.eval.counterfactual import follows_output
+
+    return follows_output(t)
+
+
+class _SourceStats:
+    """What the header and the comparison charts show of one source (over all its trajectories)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, bool | None, int, int, bool | None, bool | None, bool, bool | None]] = []
+
+    def add(self, t: Trajectory, source: str) -> None:
+        prov = _provenance(t)
+        replays = [r for r in t.metadata.get("counterfactual") or [] if r.get("kind") == "replay"]
+        chance = any(r.get("changed") for r in replays) if replays else None
+        self.rows.append((_group_of(t, source), t.correct, t.num_tool_calls,
+                          sum(1 for r in t.tool_calls if not r.result.ok), _relies(t), _follows(t),
+                          bool(prov and prov["copied"]), chance))
+
+    @staticmethod
+    def _rates(rows: list) -> dict[str, Any]:
+        n = len(rows)
+        scored = [r[1] for r in rows if r[1] is not None]
+        rely = [r[4] for r in rows if r[4] is not None]
+        follow = [r[5] for r in rows if r[5] is not None]
+        chance = [r[7] for r in rows if r[7] is not None]
+        cells = sum(r[2] for r in rows)
+        return {
+            "n": n,
+            "accuracy": sum(scored) / len(scored) if scored else None,
+            "tool_use": sum(r[2] > 0 for r in rows) / n if n else None,
+            "cells": cells / n if n else None,
+            "code_error_rate": sum(r[3] for r in rows) / cells if cells else None,
+            "reliance": sum(rely) / len(rely) if rely else None,
+            "reliance_n": len(rely),
+            "follows_output": sum(follow) / len(follow) if follow else None,
+            "answer_copied": sum(r[6] for r in rows) / n if n else None,
+            "changed_by_chance": sum(chance) / len(chance) if chance else None,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        groups: dict[str, list] = defaultdict(list)
+        for r in self.rows:
+            groups[r[0]].append(r)
+        by_group = {g: self._rates(rs) for g, rs in sorted(groups.items())}
+        return {"all": self._rates(self.rows), "groups": by_group}
+
+
+COMPARE: list[tuple[str, str]] = [
+    ("accuracy", "Accuracy"),
+    ("tool_use", "Tool use"),
+    ("reliance", "Reliance on the tool (answer changes without it)"),
+    ("follows_output", "Follows the tool output (answer changes with another output)"),
+    ("changed_by_chance", "Changes by chance (the replay control: same output, sampled again)"),
+]
+"""The before/after bars drawn when the report has several sources (runs), per group (problem size or
+benchmark): a metric of `_SourceStats` and its title."""
+
+
+def compare_charts(sources: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bar charts side by side for several sources: [{title, key, groups, bars: {source: [value per group]}}],
+    groups "all" then each group; a metric nobody measured is left out."""
+    if len(sources) < 2:
+        return []
+    groups = ["all"] + sorted({g for s in sources.values() for g in s["groups"]})
+    if len(groups) == 2:  # one group: it is "all"
+        groups = ["all"]
+    out = []
+    for key, title in COMPARE:
+        bars = {
+            name: [(s["all"] if g == "all" else s["groups"].get(g, {})).get(key) for g in groups]
+            for name, s in sources.items()
+        }
+        if all(v is None for vs in bars.values() for v in vs):
+            continue
+        out.append({"title": title, "key": key, "groups": groups, "bars": bars})
+    return out
+
+
+_FLAT_OR_CLOCK = re.compile(r"learning_rate|epoch|runtime|per_second|time|latency|num_tokens|step")
+
+
+def moving_metric(metrics: dict[str, list[list[float]]], shown: Sequence[str] = ()) -> str | None:
+    """The metric the "other metric" picker opens on: the one with the clearest trend (the change from its
+    first third of steps to its last, in standard deviations: noise around a level, as in a GRPO loss,
+    scores low) among those not already charted (nor equal to a charted one), leaving out clocks and
+    counters; None if none moves."""
+    best, best_score = None, 0.0
+    drawn = [metrics[k] for k in shown if k in metrics]
+    for key, pts in metrics.items():
+        if key in shown or _FLAT_OR_CLOCK.search(key) or len(pts) < 2 or pts in drawn:
+            continue  # charted already (under this name or another), a clock or a counter
+        ys = [p[1] for p in pts]
+        k = max(1, len(ys) // 3)
+        sd = statistics.pstdev(ys)
+        score = abs(statistics.fmean(ys[-k:]) - statistics.fmean(ys[:k])) / sd if sd > 0 else 0.0
+        if score > best_score + 1e-9:
+            best, best_score = key, score
+    return best
 
 
 def _step_of(t: Trajectory, default: float | None) -> float | None:
@@ -168,6 +309,8 @@ CURVES: list[tuple[str, tuple[str, ...]]] = [
     ("Share of trajectories using the tool", ("frac_with_tool_call", "tool_use_rate")),
     ("Code error rate", ("code_error_rate",)),
     ("Response length (tokens)", ("completions/mean_length", "response_length")),
+    ("Answer copied from a tool output", ("answer_copied",)),
+    ("Cells answered from the tool log", ("tool_cache_hit_rate",)),
 ]
 
 
@@ -355,14 +498,17 @@ def build_report(
     quota = None if max_trajectories is None else max(1, max_trajectories // max(nfiles, 1))
     records: list[dict[str, Any]] = []
     charts: list[dict[str, Any]] = []
+    sources: dict[str, _SourceStats] = {}
     total = 0
     for label, files in groups:
         stats = _StepStats()
+        summary = sources.setdefault(label, _SourceStats())
         for f, step in files:
             trajs = load_trajectories(f)
             total += len(trajs)
             for t in trajs:
                 stats.add(t, _step_of(t, step))
+                summary.add(t, label)
             for t in _subsample(trajs, quota):
                 records.append(trajectory_record(t, label, len(records), step))
         charts += build_charts(stats.series(), f"from trajectories: {label}")
@@ -383,12 +529,16 @@ def build_report(
         merged.setdefault(c["title"], {"title": c["title"], "lines": []})["lines"].append(
             {"label": f"{c['key']} ({c['series']})", "points": c["points"]}
         )
+    per_source = {name: s.summary() for name, s in sources.items()}
     data = {
         "title": title,
         "trajectories": records,
         "total": total,
+        "sources": per_source,
+        "compare": compare_charts(per_source),
         "charts": list(merged.values()),
         "metrics": all_metrics,
+        "metric_default": moving_metric(all_metrics, [c["key"] for c in charts]),
     }
     parts = {
         "CSS": _asset("report.css"),
