@@ -33,7 +33,8 @@ def test_summarize_nano_counts_per_size():
     assert s.accuracy == 3 / 6
     assert s.tool_use == 4 / 6
     assert s.code_error_rate == 2 / 5  # per call
-    assert s.by_size["small"] == {"n": 2, "accuracy": 1.0, "tool_use": 0.5, "code_error_rate": 0.0}
+    assert s.by_size["small"] == {"n": 2, "accuracy": 1.0, "tool_use": 0.5, "code_error_rate": 0.0,
+                                  "reliance": None, "follows_output": None}  # no counterfactual runs
     assert s.by_size["large"]["accuracy"] == 0.25 and s.by_size["large"]["tool_use"] == 0.75
     assert s.by_size["large"]["code_error_rate"] == 2 / 4
 
