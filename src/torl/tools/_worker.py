@@ -16,6 +16,7 @@ left running (escaped children included), so nothing outlives it but sessions.
 import errno
 import json
 import os
+import re
 import resource
 import select
 import signal
@@ -299,6 +300,29 @@ def _oom_kills():
     return 0
 
 
+def _mount_points():
+    """Mount points of our mount namespace (from /proc/self/mountinfo; octal escapes decoded)."""
+    points = set()
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                field = line.split()[4]
+                points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field))
+    except (OSError, IndexError):
+        pass
+    return points
+
+
+def _parents(path):
+    """The folders above `path`, up to (not including) "/"."""
+    out = []
+    while True:
+        path = os.path.dirname(path)
+        if path in ("/", ""):
+            return out
+        out.append(path)
+
+
 class Worker:
     def __init__(self, out, cfg):
         self.out = out
@@ -307,6 +331,11 @@ class Worker:
         self.uid = cfg.get("drop_uid")
         self.pid1 = os.getpid() == 1
         self.counter = 0
+        # The cleanup keeps our folder and the mount points, and only empties the folders above them.
+        # Mounts do not change under us: cells cannot mount in our namespace.
+        self.keep = {os.path.abspath(self.tmp)}
+        self.mounts = {m for m in _mount_points() if m.startswith(("/tmp/", "/dev/shm/"))}
+        self.around = {p for m in self.mounts | self.keep for p in _parents(m)}
 
     # -- processes ----------------------------------------------------------------------------
     def _stale(self, protect, cell_sid):
@@ -407,22 +436,33 @@ class Worker:
         folder: everything there in a private namespace, the cells' uid's files otherwise."""
         if not (self.pid1 or self.uid is not None):
             return
-        ours = os.path.abspath(self.tmp)
         for top in ("/tmp", "/dev/shm"):
-            try:
-                names = os.listdir(top)
-            except OSError:
+            self._clean_dir(top)
+
+    def _clean_dir(self, top):
+        """Empty `top` of what cells could write. Never our own folder, never a mount point: bwrap
+        bind-mounts a Python installation that lives under /tmp (a CI checkout's virtualenv) into our
+        /tmp read-only, and walking it costs every cell ~100k failing unlinks. The folders on the way
+        to a mount point are cleaned around it."""
+        try:
+            dev = os.lstat(top).st_dev
+            names = os.listdir(top)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(top, name)
+            if path in self.keep or path in self.mounts:
                 continue
-            for name in names:
-                path = os.path.join(top, name)
-                if path == ours or ours.startswith(path + "/"):
+            try:
+                st = os.lstat(path)
+                if st.st_dev != dev:  # a mount the table did not show (e.g. no /proc)
                     continue
-                try:
-                    if not self.pid1 and os.lstat(path).st_uid != self.uid:
-                        continue
+                if path in self.around:
+                    self._clean_dir(path)
+                elif self.pid1 or st.st_uid == self.uid:
                     self._rmtree(path)
-                except OSError:
-                    pass
+            except OSError:
+                pass
 
     @staticmethod
     def _rmtree(path):
