@@ -72,17 +72,20 @@ def warmup_code(preload: Sequence[str], warmup: Sequence[str] | None) -> list[st
 
 
 def usable_cores() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota if there is one."""
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota if there is one."""
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         n = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            n = min(n, math.ceil(int(quota) / int(period)))
-    except (OSError, ValueError):
-        pass
+    for files in (("cpu.max",), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):  # cgroup v2, v1
+        try:
+            words = " ".join(Path("/sys/fs/cgroup", f).read_text() for f in files).split()
+            quota, period = int(words[0]), int(words[1])
+        except (OSError, ValueError, IndexError):  # no such file, or "max" (no quota)
+            continue
+        if quota > 0:
+            n = min(n, math.ceil(quota / period))
+        break
     return max(1, n)
 
 
