@@ -307,6 +307,10 @@ class DockerSandbox(WorkerPool):
             raise
         if conn.info.get("failed") and index == 0:
             log.warning("sandbox image %s could not preload %s", self.image, conn.info["failed"])
+        if conn.info.get("warmup_failed") and index == 0:
+            log.warning(
+                "sandbox image %s: %d warm-up snippet(s) failed", self.image, conn.info["warmup_failed"]
+            )
         return conn
 
     def container_ids(self) -> list[str]:

@@ -325,4 +325,8 @@ class LocalSandbox(WorkerPool):
             conn.worker_pid = next(iter(_children(proc.pid)), proc.pid)
         if conn.info.get("failed") and index == 0:
             log.warning("sandbox worker could not preload %s (%s)", conn.info["failed"], self.python)
+        if conn.info.get("warmup_failed") and index == 0:
+            log.warning(
+                "sandbox worker: %d warm-up snippet(s) failed (%s)", conn.info["warmup_failed"], self.python
+            )
         return conn
