@@ -48,6 +48,39 @@ from torl.tools.docker_sandbox import DEFAULT_IMAGE
 from torl.tools.sandbox import default_workers, truncate_middle
 
 MAX_OUTPUT = 65536
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int, children: bool = True) -> float:
+    """CPU seconds of a process (and of the children it reaped), from /proc; 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11 : 15 if children else 13]) / TICK
+
+
+def container_cpu(cid: str) -> float:
+    """CPU seconds used by everything in a container (its cgroup, v1 or v2); 0 if not found."""
+    for path, scale in (
+        (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e-9),
+        (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e-6),
+    ):
+        try:
+            with open(path) as f:
+                text = f.read().split()
+        except OSError:
+            continue
+        return int(text[0] if len(text) == 1 else text[text.index("usage_usec") + 1]) * scale
+    return 0.0
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process (the callers, the asyncio host side of every executor)."""
+    t = os.times()
+    return t.user + t.system
+
 
 # ---------------------------------------------------------------------------------------------
 # The cells
@@ -198,6 +231,12 @@ class Torl:
         rs = await self.sb.execute_many([c.code for c in cells], limits=[self._limits(c) for c in cells])
         return [(r.status, r.output) for r in rs]
 
+    def cpu(self) -> float:
+        """Workers and their cells (a local worker reaps its cells; a container counts everything)."""
+        if isinstance(self.sb, DockerSandbox):
+            return sum(container_cpu(c) for c in self.sb.container_ids())
+        return sum(proc_cpu(s.conn.worker_pid) for s in self.sb._slots if s.conn is not None)
+
 
 def _pool_worker(conn) -> None:
     """An unisolated worker: exec each cell here, in a fresh globals dict, output captured in memory."""
@@ -230,13 +269,25 @@ class UnisolatedPool:
         self.free: asyncio.Queue | None = None
         self.fifo: asyncio.Lock | None = None
         self.respawns = 0
+        self.live: set[int] = set()
+        self.dead_cpu = 0.0
 
     def _spawn(self):
         parent, child = self.ctx.Pipe()
         p = self.ctx.Process(target=_pool_worker, args=(child,), daemon=True)
         p.start()
         child.close()
+        self.live.add(p.pid)
         return p, parent
+
+    def _kill(self, p) -> None:
+        self.dead_cpu += proc_cpu(p.pid)
+        self.live.discard(p.pid)
+        p.kill()
+        p.join()
+
+    def cpu(self) -> float:
+        return self.dead_cpu + sum(proc_cpu(pid) for pid in self.live)
 
     async def start(self) -> None:
         self.free, self.fifo = asyncio.Queue(), asyncio.Lock()
@@ -248,8 +299,7 @@ class UnisolatedPool:
         while not self.free.empty():
             p, conn = self.free.get_nowait()
             conn.close()
-            p.kill()
-            p.join()
+            self._kill(p)
 
     async def run(self, cell: Cell) -> tuple[str, str]:
         assert self.free is not None and self.fifo is not None
@@ -270,8 +320,7 @@ class UnisolatedPool:
         finally:
             loop.remove_reader(conn.fileno())
         if result[0] == "timeout" or lost:  # the peers' way: kill the worker, start a new one
-            p.kill()
-            p.join()
+            self._kill(p)
             conn.close()
             self.respawns += 1
             p, conn = self._spawn()
@@ -285,9 +334,14 @@ class UnisolatedPool:
 class PerCellProcess:
     """A new interpreter per cell: `python -c` here, or `python3 -c` through `docker exec`."""
 
-    def __init__(self, name: str, prefix: list[str], python: str) -> None:
-        self.name, self.prefix, self.python = name, prefix, python
+    def __init__(self, name: str, prefix: list[str], python: str, container: str | None = None) -> None:
+        self.name, self.prefix, self.python, self.container = name, prefix, python, container
         self.workers = 8
+
+    def cpu(self) -> float:
+        """The interpreters (or docker CLIs) this process started, and the container's processes."""
+        t = os.times()
+        return t.children_user + t.children_system + (container_cpu(self.container) if self.container else 0)
 
     async def start(self) -> None: ...
 
@@ -319,6 +373,7 @@ class Report:
     workers: int = 0
     seq: list[float] | None = None
     seq_sympy: list[float] | None = None
+    cpu_ms: float = 0.0
     callers_rate: float = 0.0
     callers_lat: list[float] | None = None
     batch_rate: float | None = None
@@ -361,7 +416,9 @@ async def measure(ex, cells: dict[str, list[Cell]], batch: bool, warm: list[Cell
         rep.workers = ex.workers
         await ex.run_many(warm)  # not timed: every executor starts from warm workers
         seq_cells = [c for c in cells["latency"] if c.kind != "loop"]
+        cpu0 = ex.cpu() + own_cpu()
         rep.seq, rep.seq_sympy, outs = await sequential(ex, seq_cells)
+        rep.cpu_ms = (ex.cpu() + own_cpu() - cpu0) / len(seq_cells) * 1000
         res, rep.callers_rate, rep.callers_lat = await callers(ex, cells["callers"], 8)
         outs.update({("callers", c.code): r for c, r in zip(cells["callers"], res, strict=True)})
         if batch:
@@ -396,7 +453,7 @@ def pct(xs: list[float] | None, q: float) -> float:
 
 def table(reports: list[Report]) -> None:
     head = (
-        f"{'executor':<26}{'workers':>8} | {'1 caller p50':>12}{'p90':>8}{'p99':>8}{'sympy p50':>10} | "
+        f"{'executor':<26}{'workers':>8} | {'1 caller p50':>12}{'p90':>8}{'p99':>8}{'sympy p50':>10}{'CPU/cell':>9} | "
         f"{'8 callers':>10}{'p50':>8}{'p90':>8}{'p99':>8} | {'batch':>8} | {'same output':>12}"
     )
     print(head)
@@ -406,10 +463,13 @@ def table(reports: list[Report]) -> None:
         same = f"{r.compared - r.mismatches}/{r.compared}" if r.compared else "-"
         print(
             f"{r.name:<26}{r.workers:>8} | {pct(r.seq, 0.5):10.1f}ms{pct(r.seq, 0.9):8.1f}{pct(r.seq, 0.99):8.1f}"
-            f"{pct(r.seq_sympy, 0.5):10.1f} | {r.callers_rate:6.1f}/s {pct(r.callers_lat, 0.5):8.1f}"
+            f"{pct(r.seq_sympy, 0.5):10.1f}{r.cpu_ms:7.1f}ms | {r.callers_rate:6.1f}/s {pct(r.callers_lat, 0.5):8.1f}"
             f"{pct(r.callers_lat, 0.9):8.1f}{pct(r.callers_lat, 0.99):8.1f} | {batch} | {same:>12}"
         )
-    print("(latencies in ms; throughput in cells/s)")
+    print(
+        "(latencies in ms; throughput in cells/s; CPU/cell: CPU time of all the executor's processes and of\n"
+        " this one per cell of the 1-caller phase (no infinite loops), which other load does not change much)"
+    )
 
 
 def ratios(t: Report | None, b: Report | None, label: str = "") -> None:
@@ -481,7 +541,7 @@ async def main() -> None:
         ).stdout.strip()
         try:
             dexec = await measure(
-                PerCellProcess("docker exec", ["docker", "exec", cid], "python3"), small, False, warm[:2]
+                PerCellProcess("docker exec", ["docker", "exec", cid], "python3", cid), small, False, warm[:2]
             )
             reports.append(dexec)
         finally:
