@@ -12,11 +12,14 @@ Executors, all fed the same cells:
   - `fresh python -c` and `docker exec` per cell (a stratified sample of the cells, `--baseline-cells`).
 
 Phases (each on its own cells of the same mix, so no executor is helped by having seen them):
-  1. latency: one caller, cells one after another, infinite loops left out: p50/p90/p99 per cell, and
-     the p50 of the sympy cells;
+  1. latency: one caller, cells one after another, infinite loops left out: p50/p90/p99 per cell, the
+     p50 of the sympy cells, and the CPU time per cell of all the executor's processes (and this one's);
   2. 8 callers: cells/s, and p50/p90/p99 of what each caller waited per cell;
   3. batch: all cells in one call (`execute_many` for torl; a map over the pool for the baseline).
-Outputs of the cells that finish are compared between executors that run the same Python and packages.
+Phases 2 and 3 run twice, the executors in mirrored order (A B C, then C B A), and are pooled, so that a
+drift of other load on the machine weighs on every executor alike. The pool runs with torl's number of
+workers and with the peers' (one per core). Outputs of the cells that finish are compared between
+executors that run the same Python and packages.
 
     python benchmarks/bench_sandbox.py [--cells 200] [--baseline-cells 40] [--workers N] [--skip-docker]
 """
@@ -209,6 +212,8 @@ def sample(cells: list[Cell], k: int) -> list[Cell]:
 
 
 class Torl:
+    batch = True
+
     def __init__(self, name: str, sandbox) -> None:
         self.name, self.sb = name, sandbox
 
@@ -262,6 +267,7 @@ class UnisolatedPool:
     """The peers' executor: N long-lived processes that exec cells; a timeout kills and replaces one."""
 
     name = "unisolated pool"
+    batch = True
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -333,6 +339,8 @@ class UnisolatedPool:
 
 class PerCellProcess:
     """A new interpreter per cell: `python -c` here, or `python3 -c` through `docker exec`."""
+
+    batch = False
 
     def __init__(self, name: str, prefix: list[str], python: str, container: str | None = None) -> None:
         self.name, self.prefix, self.python, self.container = name, prefix, python, container
@@ -409,28 +417,50 @@ async def callers(ex, cells: list[Cell], n: int) -> tuple[list, float, list[floa
     return results, len(cells) / (time.perf_counter() - t0), lat
 
 
-async def measure(ex, cells: dict[str, list[Cell]], batch: bool, warm: list[Cell]) -> Report:
-    rep = Report(ex.name)
-    await ex.start()
-    try:
+async def measure(executors: list, cells: dict[str, list[Cell]], warm: list[Cell]) -> list[Report]:
+    """Every phase for every executor. The throughput phases run twice, in mirrored order (A B C, then
+    C B A) on new cells, and are pooled: a drift of the machine's other load weighs on all alike."""
+    reps = [Report(ex.name) for ex in executors]
+    for ex, rep in zip(executors, reps, strict=True):
+        await ex.start()
         rep.workers = ex.workers
         await ex.run_many(warm)  # not timed: every executor starts from warm workers
-        seq_cells = [c for c in cells["latency"] if c.kind != "loop"]
-        cpu0 = ex.cpu() + own_cpu()
-        rep.seq, rep.seq_sympy, outs = await sequential(ex, seq_cells)
-        rep.cpu_ms = (ex.cpu() + own_cpu() - cpu0) / len(seq_cells) * 1000
-        res, rep.callers_rate, rep.callers_lat = await callers(ex, cells["callers"], 8)
-        outs.update({("callers", c.code): r for c, r in zip(cells["callers"], res, strict=True)})
-        if batch:
-            t = time.perf_counter()
-            res = await ex.run_many(cells["batch"])
-            rep.batch_rate = len(cells["batch"]) / (time.perf_counter() - t)
-            outs.update({("batch", c.code): r for c, r in zip(cells["batch"], res, strict=True)})
-        rep.outputs = outs
+        rep.outputs, rep.callers_lat = {}, []
+    try:
+        for ex, rep in zip(executors, reps, strict=True):
+            seq_cells = [c for c in cells["latency"] if c.kind != "loop"]
+            cpu0 = ex.cpu() + own_cpu()
+            rep.seq, rep.seq_sympy, outs = await sequential(ex, seq_cells)
+            rep.cpu_ms = (ex.cpu() + own_cpu() - cpu0) / len(seq_cells) * 1000
+            rep.outputs.update(outs)
+        spent = {id(r): [0, 0.0, 0, 0.0] for r in reps}  # cells and seconds: 8 callers, batch
+        print(f"  1 caller: done ({', '.join(r.name for r in reps)})", flush=True)
+        for n, order in enumerate((list(zip(executors, reps)), list(zip(executors, reps))[::-1])):
+            for ex, rep in order:
+                todo = cells[f"callers{n}"]
+                res, rate, lat = await callers(ex, todo, 8)
+                rep.callers_lat += lat
+                spent[id(rep)][:2] = [spent[id(rep)][0] + len(todo), spent[id(rep)][1] + len(todo) / rate]
+                rep.outputs.update({(f"callers{n}", c.code): r for c, r in zip(todo, res, strict=True)})
+            for ex, rep in order:
+                if ex.batch:
+                    todo = cells[f"batch{n}"]
+                    t = time.perf_counter()
+                    res = await ex.run_many(todo)
+                    spent[id(rep)][2:] = [
+                        spent[id(rep)][2] + len(todo),
+                        spent[id(rep)][3] + time.perf_counter() - t,
+                    ]
+                    rep.outputs.update({(f"batch{n}", c.code): r for c, r in zip(todo, res, strict=True)})
+            print(f"  8 callers and batch, round {n + 1}: done", flush=True)
+        for rep in reps:
+            k, t, kb, tb = spent[id(rep)]
+            rep.callers_rate = k / t
+            rep.batch_rate = kb / tb if kb else None
     finally:
-        await ex.close()
-    print(f"  measured {ex.name} ({rep.workers} workers)", flush=True)
-    return rep
+        for ex in executors:
+            await ex.close()
+    return reps
 
 
 def compare(rep: Report, ref: Report) -> None:
@@ -503,35 +533,21 @@ async def main() -> None:
         f"5% infinite loops with a {args.loop_timeout:g} s limit); torl workers: {workers}",
         flush=True,
     )
-    cells = {
-        phase: make_cells(args.cells, seed, args.loop_timeout)
-        for phase, seed in (("latency", 1), ("callers", 2), ("batch", 3))
-    }
+    phases = (("latency", 1), ("callers0", 2), ("batch0", 3), ("callers1", 4), ("batch1", 5))
+    cells = {phase: make_cells(args.cells, seed, args.loop_timeout) for phase, seed in phases}
     small = {k: sample(v, args.baseline_cells) for k, v in cells.items()}
     warm = [c for c in make_cells(4 * workers, 99, args.loop_timeout) if c.kind != "loop"]
     docker_ok = not args.skip_docker and docker_available() is None and bool({"docker", "exec"} & only)
-    reports: list[Report] = []
-    pools: dict[int, Report] = {}
+    main, slow = [], []
     if "pool" in only:
-        for n in dict.fromkeys((workers, peers)):
-            pool = UnisolatedPool(n)
-            rep = await measure(pool, cells, True, warm)
-            rep.name = f"unisolated pool ({n}w)"
-            print(f"    {pool.respawns} workers killed and replaced after a timeout", flush=True)
-            pools[n] = rep
-            reports.append(rep)
-    local = docker = fresh = dexec = None
+        main += [UnisolatedPool(n) for n in dict.fromkeys((workers, peers))]
     if "local" in only:
-        sb = LocalSandbox(workers=workers)
-        local = await measure(Torl("torl LocalSandbox", sb), cells, True, warm)
-        local.name = f"torl LocalSandbox ({sb.isolation})"
-        reports.append(local)
+        main.append(Torl("torl LocalSandbox", LocalSandbox(workers=workers)))
     if docker_ok and "docker" in only:
-        docker = await measure(Torl("torl DockerSandbox", DockerSandbox(workers=workers)), cells, True, warm)
-        reports.append(docker)
+        main.append(Torl("torl DockerSandbox", DockerSandbox(workers=workers)))
     if "fresh" in only:
-        fresh = await measure(PerCellProcess("fresh python -c", [], sys.executable), small, False, warm[:2])
-        reports.append(fresh)
+        slow.append(PerCellProcess("fresh python -c", [], sys.executable))
+    cid = None
     if docker_ok and "exec" in only:
         cid = subprocess.run(  # noqa: ASYNC221
             ["docker", "run", "-d", "--rm", "--network", "none", DEFAULT_IMAGE, "sleep", "3600"],
@@ -539,13 +555,22 @@ async def main() -> None:
             text=True,
             check=True,
         ).stdout.strip()
-        try:
-            dexec = await measure(
-                PerCellProcess("docker exec", ["docker", "exec", cid], "python3", cid), small, False, warm[:2]
-            )
-            reports.append(dexec)
-        finally:
+        slow.append(PerCellProcess("docker exec", ["docker", "exec", cid], "python3", cid))
+    try:
+        reports = await measure(main, cells, warm) + await measure(slow, small, warm[:2])
+    finally:
+        if cid:
             subprocess.run(["docker", "rm", "-f", cid], capture_output=True)  # noqa: ASYNC221, PLW1510
+    for ex, rep in zip(main + slow, reports, strict=True):
+        if isinstance(ex, UnisolatedPool):
+            rep.name = f"unisolated pool ({ex.workers}w)"
+            print(f"  {rep.name}: {ex.respawns} workers killed and replaced after a timeout")
+        elif isinstance(getattr(ex, "sb", None), LocalSandbox):
+            rep.name = f"torl LocalSandbox ({ex.sb.isolation})"
+    by = {r.name.split(" (")[0] if not r.name.startswith("unisolated") else r.name: r for r in reports}
+    pools = {w: by[f"unisolated pool ({w}w)"] for w in (workers, peers) if f"unisolated pool ({w}w)" in by}
+    local, docker = by.get("torl LocalSandbox"), by.get("torl DockerSandbox")
+    fresh, dexec = by.get("fresh python -c"), by.get("docker exec")
     same = pools.get(workers)
     for rep, ref in ((local, same), (fresh, same), (docker, dexec)):  # same Python and packages
         if rep and ref:
@@ -553,8 +578,8 @@ async def main() -> None:
     print()
     table(reports)
     print(
-        f"(8 callers, batch: all {args.cells} cells of the phase; the per-cell-process baselines ran "
-        f"{len(small['callers'])} of them, in the same proportions)"
+        f"(1 caller: {args.cells} cells minus the infinite loops; 8 callers, batch: twice {args.cells} cells; the "
+        f"per-cell-process baselines ran {len(small['callers0'])} of each {args.cells}, in the same proportions)"
     )
     print("\nratios, same run (above 1: torl does more cells per second, or answers a sympy cell sooner):")
     for t in (local, docker):
