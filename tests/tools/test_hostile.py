@@ -257,3 +257,28 @@ async def test_recursion_and_huge_int(sandbox):
     assert r.status in ("killed", "memory", "error", "timeout"), r
     r = await sandbox.execute("print(len(str(10**100000)))")  # above the int->str digit limit
     assert r.status == "error" and r.error.startswith("ValueError")
+
+
+async def test_hostile_cells_in_one_batch(sandbox):
+    # The batch API keeps each cell in its own process and cleans up after each, as `execute` does.
+    daemon = (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        time.sleep(1000)\n    os._exit(0)\nprint('parent done')"
+    )
+    cells = [
+        "import os\nwhile True:\n    os.fork()",
+        "print('a')",
+        daemon,
+        "import os, signal\nos.kill(-1, signal.SIGKILL)",
+        "import os\nos.makedirs('/tmp/t/u')\nos.chmod('/tmp/t', 0)\nglobal_leak = 1",
+        "import ctypes\nctypes.string_at(0)",
+    ]
+    cells += ["import os\nprint('global_leak' in globals(), os.path.exists('/tmp/t'))"] * (
+        2 * sandbox.workers
+    )
+    rs = await sandbox.execute_many(cells)
+    assert rs[0].status in ("killed", "timeout"), rs[0]
+    assert (rs[1].output, rs[2].output) == ("a\n", "parent done\n")
+    assert rs[3].status in ("ok", "killed", "error") and rs[4].ok, rs[3:5]
+    assert rs[5].status == "killed" and "SIGSEGV" in rs[5].error
+    assert all(r.output == "False False\n" for r in rs[6:]), [r.output for r in rs[6:]]

@@ -195,7 +195,9 @@ async def test_session_timeout_ends_session(sandbox):
 async def test_sessions_and_stateless_cells_concurrently(sandbox):
     sids = [await sandbox.open_session() for _ in range(3)]
     await asyncio.gather(*(sandbox.execute(f"v = {i}", s) for i, s in enumerate(sids)))
-    runs = [sandbox.execute("print(v * 10)", s) for s in sids] + [sandbox.execute("print('free')") for _ in range(4)]
+    runs = [sandbox.execute("print(v * 10)", s) for s in sids] + [
+        sandbox.execute("print('free')") for _ in range(4)
+    ]
     results = await asyncio.gather(*runs)
     assert [r.output for r in results] == ["0\n", "10\n", "20\n"] + ["free\n"] * 4
     for s in sids:
@@ -229,3 +231,68 @@ async def test_python_tool_context_manager():
         assert (r.ok, r.status, r.output, r.truncated) == (True, "ok", "2\n", False)
     with pytest.raises(RuntimeError, match="not started"):
         await tool.execute("print(1)")
+
+
+async def test_duration_is_what_the_caller_waited(sandbox):
+    # Twice as many cells as workers: half of them wait for a worker first, and their duration says so.
+    n = 2 * sandbox.workers
+    results = await asyncio.gather(*(sandbox.execute("import time; time.sleep(0.3)") for _ in range(n)))
+    assert all(r.ok for r in results)
+    waits = sorted(r.duration_s for r in results)
+    assert waits[0] >= 0.3 and waits[-1] >= 0.6, waits
+    results = await sandbox.execute_many(["import time; time.sleep(0.3)"] * n)
+    assert all(r.ok for r in results) and max(r.duration_s for r in results) >= 0.6
+
+
+async def test_execute_many_keeps_order_isolation_and_limits(sandbox):
+    short = dataclasses.replace(LIMITS, timeout_s=0.5)
+    cells = [
+        "print(1)",
+        "x = 1 / 0",
+        "while True: pass",
+        "leaked = 5\nopen('/tmp/leak', 'w').write('x')\nprint('set')",
+        b"print(2)",  # not a str: an error result, not an exception
+        "print('x' * 10_000)",
+    ]
+    cells += ["import os\nprint('leaked' in globals(), os.path.exists('/tmp/leak'))"] * (2 * sandbox.workers)
+    limits = [None, None, short, None, None, dataclasses.replace(LIMITS, max_output=100)]
+    rs = await sandbox.execute_many(cells, limits=limits + [None] * (len(cells) - len(limits)))  # type: ignore[arg-type]
+    assert [r.status for r in rs[:6]] == ["ok", "error", "timeout", "ok", "error", "ok"]
+    assert rs[0].output == "1\n" and rs[1].error == "ZeroDivisionError: division by zero"
+    assert "0.5 s" in rs[2].error and "must be a str" in rs[4].error
+    assert rs[5].truncated and len(rs[5].output) < 200
+    assert all(r.output == "False False\n" for r in rs[6:]), [r.output for r in rs[6:]]
+    assert await sandbox.execute_many([]) == []
+    with pytest.raises(ValueError, match="limits"):
+        await sandbox.execute_many(["print(1)"], limits=[None, None])
+
+
+async def test_execute_many_with_sessions_and_run_many(sandbox):
+    sid = await sandbox.open_session()
+    try:
+        cells = [("n = 1", sid), "print('free')", ("n += 1", sid), ("print(n)", sid), ("print(1)", "nope")]
+        rs = await sandbox.execute_many(cells)
+        assert [r.output for r in rs[:4]] == ["", "free\n", "", "2\n"]
+        assert rs[4].status == "error" and "unknown session" in rs[4].error
+        calls = [ToolCall(code="print(n * 10)", session=sid), ToolCall(code="print('n' in globals())")]
+        assert [r.output for r in await sandbox.run_many(calls)] == ["20\n", "False\n"]
+    finally:
+        await sandbox.close_session(sid)
+
+
+async def test_warmup_runs_in_the_worker_before_cells_fork():
+    probe = "import sys\nprint(getattr(sys, 'torl_warm', None))"
+    async with LocalSandbox(
+        limits=LIMITS, workers=1, preload=(), warmup=["import sys; sys.torl_warm = 7"]
+    ) as sb:
+        assert (await sb.execute(probe)).output == "7\n"
+        assert sb.worker_info()[0]["warmup_failed"] == 0
+    async with LocalSandbox(limits=LIMITS, workers=1, preload=(), warmup=["1 / 0"]) as sb:
+        assert sb.worker_info()[0]["warmup_failed"] == 1  # reported, not fatal
+        assert (await sb.execute(probe)).output == "None\n"
+
+
+async def test_default_warmup_runs_cleanly(sandbox):
+    # The default warm-up exercises numpy and sympy as model cells do; on every backend's Python and
+    # packages (the Docker image has Debian's) each snippet must run to its end.
+    assert all(i["warmup_failed"] == 0 and i["warmup_s"] > 0 for i in sandbox.worker_info())

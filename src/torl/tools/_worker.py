@@ -7,15 +7,19 @@ Protocol: JSON lines. The host writes a config line, the worker answers {"ready"
 preload imports are done; then the host writes requests ({"op": "run" | "open" | "close", "id"})
 and the worker answers each with one line carrying the same "id".
 
-A stateless cell runs in a child forked from this warm process (the preloaded modules are shared),
-with its own session, rlimits, cwd and output pipe. A session is a long-lived child that keeps its
-globals and runs each of its cells in-process. After every cell the worker kills whatever the cell
-left running (escaped children included), so nothing outlives it but sessions.
+Before forking anything the worker imports the preload modules and runs the warm-up code, so that
+their lazy caches are filled once here and shared copy-on-write. A stateless cell runs in a child
+forked from this warm process ahead of time (set up and waiting for its code), with its own session,
+rlimits, cwd and output pipe. A session is a long-lived child that keeps its globals and runs each of
+its cells in-process. A cell's answer is sent as soon as it is done; then, before the next request is
+read, the worker kills whatever the cell left running (escaped children included), removes the files
+it wrote and forks the next cell's process. Nothing outlives a cell but sessions.
 """
 
 import errno
 import json
 import os
+import re
 import resource
 import select
 import signal
@@ -163,6 +167,13 @@ def _setlimit(res, soft, hard=None):
 
 def _enter_cell_process(out_w, workdir, limits, session):
     """Set up a freshly forked child: own session, no stdin, output to the pipe, limits, no privileges."""
+    _prepare_cell_process(out_w, workdir)
+    _apply_limits(limits, session)
+
+
+def _prepare_cell_process(out_w, workdir):
+    """What a cell process needs before it knows its cell: own session, no stdin, output to the pipe,
+    no privileges, its folder."""
     os.setsid()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -178,19 +189,54 @@ def _enter_cell_process(out_w, workdir, limits, session):
         os.setuid(uid)
     os.chdir(workdir)
     os.environ["HOME"] = os.environ["TMPDIR"] = workdir
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stdin = open(0, "r", closefd=False)  # noqa: SIM115
+
+
+def _apply_limits(limits, session):
     mb = 1024 * 1024
     _setlimit(resource.RLIMIT_CORE, 0)
     _setlimit(resource.RLIMIT_FSIZE, limits["fsize_mb"] * mb)
     _setlimit(resource.RLIMIT_AS, _vm_kb() * 1024 + limits["memory_mb"] * mb)
     if session:
         _setlimit(resource.RLIMIT_CPU, resource.RLIM_INFINITY)
-    else:
-        _setlimit(resource.RLIMIT_CPU, limits["cpu_s"], limits["cpu_s"] + 1)
+    else:  # from now: a pre-forked cell process has used a little CPU already
+        used = int(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]))
+        _setlimit(resource.RLIMIT_CPU, used + limits["cpu_s"], used + limits["cpu_s"] + 1)
     if _CTX["nproc"]:  # the cells' uid is ours alone, so RLIMIT_NPROC counts only our processes
-        _setlimit(resource.RLIMIT_NPROC, _count_procs(uid) + limits["max_procs"])
-    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
-    sys.stdin = open(0, "r", closefd=False)  # noqa: SIM115
+        _setlimit(resource.RLIMIT_NPROC, _count_procs(_CTX["drop_uid"]) + limits["max_procs"])
+
+
+def _cell_process(ctrl, out_w, workdir):
+    """A stateless cell's process, forked before its cell is known: set up, wait for the cell (length-
+    prefixed JSON with code and limits) on `ctrl`, run it, report. Never returns."""
+    reported = False
+    try:
+        try:
+            _close_fds({out_w, ctrl.fileno()})
+            _prepare_cell_process(out_w, workdir)
+            os.close(out_w)
+        except BaseException as e:  # noqa: BLE001
+            _report(ctrl, "sandbox_error", f"cell setup failed: {type(e).__name__}: {e}")
+            os._exit(1)
+        try:
+            head = _recv_exact(ctrl, 8)
+            req = json.loads(_recv_exact(ctrl, int(head)).decode())
+        except (OSError, EOFError, ValueError):  # the worker went away, or never needed us
+            os._exit(0)
+        try:
+            _apply_limits(req["limits"], False)
+        except BaseException as e:  # noqa: BLE001
+            _report(ctrl, "sandbox_error", f"cell setup failed: {type(e).__name__}: {e}")
+            os._exit(1)
+        env = {"__name__": "__main__", "__builtins__": __builtins__}
+        status, error = _run_cell(req["code"], env, req["limits"])
+        _report(ctrl, status, error)
+        reported = True
+    finally:
+        # A cell that ends here without a report did not succeed: never exit 0 then.
+        os._exit(0 if reported else 1)
 
 
 def _proc_uid(pid):
@@ -203,6 +249,15 @@ def _proc_uid(pid):
     except (OSError, ValueError):
         pass
     return None
+
+
+def _still(proc):
+    """Is the process (pid, start time) still in /proc (alive, dying or an unreaped zombie)?"""
+    try:
+        with open(f"/proc/{proc[0]}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19] == proc[1]
+    except (OSError, IndexError):
+        return False
 
 
 def _count_procs(uid):
@@ -299,6 +354,29 @@ def _oom_kills():
     return 0
 
 
+def _mount_points():
+    """Mount points of our mount namespace (from /proc/self/mountinfo; octal escapes decoded)."""
+    points = set()
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                field = line.split()[4]
+                points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field))
+    except (OSError, IndexError):
+        pass
+    return points
+
+
+def _parents(path):
+    """The folders above `path`, up to (not including) "/"."""
+    out = []
+    while True:
+        path = os.path.dirname(path)
+        if path in ("/", ""):
+            return out
+        out.append(path)
+
+
 class Worker:
     def __init__(self, out, cfg):
         self.out = out
@@ -307,12 +385,22 @@ class Worker:
         self.uid = cfg.get("drop_uid")
         self.pid1 = os.getpid() == 1
         self.counter = 0
+        # The cleanup keeps our folder and the mount points, and only empties the folders above them.
+        # Mounts do not change under us: cells cannot mount in our namespace.
+        self.keep = {os.path.abspath(self.tmp)}
+        self.mounts = {m for m in _mount_points() if m.startswith(("/tmp/", "/dev/shm/"))}
+        self.around = {p for m in self.mounts | self.keep for p in _parents(m)}
+        self.broken = None  # set when cleaning up after a cell failed: the next request is refused
+        self.pending = None  # the cleanup of the last cell, run once its answer is sent
+        self.spare = None  # (pid, output pipe, control socket) of the next cell's process
+        self.dying = set()  # (pid, start time) of processes killed after the last cell
 
     # -- processes ----------------------------------------------------------------------------
     def _stale(self, protect, cell_sid):
         """Processes a cell may have left: all of our pid namespace, or of the cells' own uid, or
         (as a plain process with no uid of its own) those still in the cell's session.
-        Returns (live pids, True if some are our unreaped zombies)."""
+        Returns (live processes as (pid, start time), True if some are our unreaped zombies): a
+        fork bomb can wrap the pid space, so a pid alone does not name a process for long."""
         me = os.getpid()
         pids, zombies = [], False
         for name in os.listdir("/proc"):
@@ -335,31 +423,68 @@ class Worker:
             if fields[0] in "ZX":  # dead: our child (we are a subreaper), to reap; it may have forked
                 zombies = zombies or int(fields[1]) == me
             else:
-                pids.append(pid)
+                pids.append((pid, fields[19]))
         return pids, zombies
 
-    def _sweep(self, protect, cell_sid=None, patience=10.0):
+    def _sweep(self, protect, cell_sid=None, patience=10.0, wait=True):
         """Kill every leftover process and reap our zombies, until a pass finds neither (a process
         seen dying may have forked after we listed /proc; a fork bomb keeps forking; a killed
-        process can take a while to die on a loaded host)."""
+        process can take a while to die on a loaded host).
+
+        With wait=False a pass only looks for processes not yet killed: one with SIGKILL pending
+        can neither run code nor fork again, so it is left to finish dying (`self.dying`) while we
+        go on; `settle_dying` waits for them before the next cell starts."""
         deadline = time.monotonic() + patience
+        killed = set()
         while True:
-            pids, zombies = self._stale(protect, cell_sid)
-            if not pids and not zombies:
+            procs, zombies = self._stale(protect, cell_sid)
+            if wait:
+                new = procs
+            else:
+                new = [p for p in procs if p not in killed]
+            if not new and (not zombies or not wait):
                 break
-            for pid in pids:
+            for pid, _ in new:
                 self._kill(pid)
+            killed.update(new)
             self._reap()
             if time.monotonic() > deadline:
                 break
-            if pids:
+            if new and wait:
                 time.sleep(0.0005)
+        if not wait:
+            self.dying |= killed
         self._reap()
+
+    def settle_dying(self, timeout=2.0):
+        """Wait until the processes killed after the last cell are gone from /proc (at most `timeout`):
+        they exit by themselves; orphans are reparented to us and reaped here."""
+        end = time.monotonic() + timeout
+        while self.dying:
+            self._reap()
+            self.dying = {p for p in self.dying if _still(p)}
+            left = end - time.monotonic()
+            if not self.dying or left <= 0:
+                break
+            try:
+                pidfd = os.pidfd_open(next(iter(self.dying))[0])
+            except (AttributeError, OSError):
+                time.sleep(0.0005)
+                continue
+            ready, _, _ = select.select([pidfd], [], [], min(left, 0.1))
+            os.close(pidfd)
+            if ready:  # exited, but maybe not reaped yet (its parent was dying too)
+                time.sleep(0.0002)
+        self.dying.clear()
 
     @staticmethod
     def _kill(pid):
+        Worker._signal(pid, signal.SIGKILL)
+
+    @staticmethod
+    def _signal(pid, sig):
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         except OSError:
             pass
 
@@ -374,6 +499,11 @@ class Worker:
             for s in self.sessions.values():
                 if s[0] == pid:  # a session died between cells
                     s[0] = None
+            if self.spare is not None and self.spare[0] == pid:  # the next cell's process died
+                _, out_r, ctrl, _ = self.spare
+                self.spare = None
+                os.close(out_r)
+                ctrl.close()
 
     def _workdir(self):
         """A fresh folder for a session (owned by the cells' uid)."""
@@ -407,22 +537,33 @@ class Worker:
         folder: everything there in a private namespace, the cells' uid's files otherwise."""
         if not (self.pid1 or self.uid is not None):
             return
-        ours = os.path.abspath(self.tmp)
         for top in ("/tmp", "/dev/shm"):
-            try:
-                names = os.listdir(top)
-            except OSError:
+            self._clean_dir(top)
+
+    def _clean_dir(self, top):
+        """Empty `top` of what cells could write. Never our own folder, never a mount point: bwrap
+        bind-mounts a Python installation that lives under /tmp (a CI checkout's virtualenv) into our
+        /tmp read-only, and walking it costs every cell ~100k failing unlinks. The folders on the way
+        to a mount point are cleaned around it."""
+        try:
+            dev = os.lstat(top).st_dev
+            names = os.listdir(top)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(top, name)
+            if path in self.keep or path in self.mounts:
                 continue
-            for name in names:
-                path = os.path.join(top, name)
-                if path == ours or ours.startswith(path + "/"):
+            try:
+                st = os.lstat(path)
+                if st.st_dev != dev:  # a mount the table did not show (e.g. no /proc)
                     continue
-                try:
-                    if not self.pid1 and os.lstat(path).st_uid != self.uid:
-                        continue
+                if path in self.around:
+                    self._clean_dir(path)
+                elif self.pid1 or st.st_uid == self.uid:
                     self._rmtree(path)
-                except OSError:
-                    pass
+            except OSError:
+                pass
 
     @staticmethod
     def _rmtree(path):
@@ -522,20 +663,46 @@ class Worker:
     def _waitpid(pid, timeout):
         """Wait for our child `pid` (killing it after `timeout`); its wait status, or 0 if gone."""
         end = time.monotonic() + timeout
-        while True:
-            try:
-                got, st = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                return 0
-            if got:
-                return st
-            if time.monotonic() > end:
-                Worker._kill(pid)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        try:
+            while True:
                 try:
-                    return os.waitpid(pid, 0)[1]
+                    got, st = os.waitpid(pid, os.WNOHANG)
                 except ChildProcessError:
                     return 0
-            time.sleep(0.0005)
+                if got:
+                    return st
+                left = end - time.monotonic()
+                if left <= 0:
+                    Worker._kill(pid)
+                    try:
+                        return os.waitpid(pid, 0)[1]
+                    except ChildProcessError:
+                        return 0
+                if pidfd is not None:  # sleep until it exits (no polling)
+                    select.select([pidfd], [], [], left)
+                else:
+                    time.sleep(0.0005)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+    @staticmethod
+    def _drain_now(out_r, col):
+        """Read what is in the pipe now, without waiting for its writers to close it."""
+        os.set_blocking(out_r, False)
+        while True:
+            try:
+                data = os.read(out_r, CHUNK)
+            except (BlockingIOError, InterruptedError):
+                break
+            if not data:
+                break
+            col.add(data)
+        os.set_blocking(out_r, True)
 
     @staticmethod
     def _drain(out_r, col, timeout=0.5):
@@ -577,42 +744,120 @@ class Worker:
         limits = req["limits"]
         if req.get("session") is not None:
             return self._run_in_session(req["session"], req["code"], limits)
+        self.settle_dying()  # the last cell's processes are gone before this one starts
+        pid, out_r, ctrl = self._take_spare()
+        oom_before = _oom_kills()
+        body = json.dumps({"code": req["code"], "limits": limits}).encode()
+        try:
+            ctrl.settimeout(5.0)
+            ctrl.sendall(b"%08d" % len(body) + body)
+        except OSError:  # it died or stopped: `_wait` says how
+            pass
+        col, report, died, timed_out, duration = self._wait(pid, ctrl, out_r, limits)
+        if report is not None and not timed_out:
+            # The cell is done and all it wrote before reporting is in the pipe: answer now, and end
+            # what it left (its exit, escaped processes, files) before reading the next request.
+            self._drain_now(out_r, col)
+            self.pending = lambda: self._finish(pid, died, out_r, ctrl, None)
+        else:
+            died = self._finish(pid, died, out_r, ctrl, col)
+        return self._result(col, report, died, timed_out, duration, limits, oom_before)
+
+    # -- the next cell's process, forked ahead -------------------------------------------------
+    def fork_spare(self):
+        """Fork and set up the process of the next stateless cell now, while nothing waits for it."""
+        if self.spare is not None:
+            return
         out_r, out_w = os.pipe()
         ctrl, child_ctrl = socket.socketpair()
         workdir = self._cell_dir()
-        oom_before = _oom_kills()
         pid = os.fork()
         if pid == 0:
-            reported = False
-            try:
-                try:
-                    _close_fds({out_w, child_ctrl.fileno()})
-                    _enter_cell_process(out_w, workdir, limits, False)
-                    os.close(out_w)
-                except BaseException as e:  # noqa: BLE001
-                    _report(child_ctrl, "sandbox_error", f"cell setup failed: {type(e).__name__}: {e}")
-                    os._exit(1)
-                env = {"__name__": "__main__", "__builtins__": __builtins__}
-                status, error = _run_cell(req["code"], env, limits)
-                _report(child_ctrl, status, error)
-                reported = True
-            finally:
-                # A cell that ends here without a report did not succeed: never exit 0 then.
-                os._exit(0 if reported else 1)
+            _cell_process(child_ctrl, out_w, workdir)
         os.close(out_w)
         child_ctrl.close()
-        col, report, died, timed_out, duration = self._wait(pid, ctrl, out_r, limits)
-        if died is None:
-            died = self._waitpid(pid, 2.0)
-        self._sweep(self._session_pids(), cell_sid=pid)
-        self._drain(out_r, col)
+        self.spare = (pid, out_r, ctrl, self._dir_id(workdir))
+
+    @staticmethod
+    def _dir_id(path):
+        """The identity and emptiness of a folder: (dev, inode, empty?) or None."""
+        try:
+            st = os.lstat(path)
+            return st.st_dev, st.st_ino, not os.listdir(path)
+        except OSError:
+            return None
+
+    def _drop_spare(self):
+        pid, out_r, ctrl, _ = self.spare
+        self.spare = None
+        self._kill(pid)
+        self._waitpid(pid, 2.0)
+        os.close(out_r)
+        ctrl.close()
+
+    def _take_spare(self):
+        """The forked-ahead cell process; a new one if it died or its folder is no longer the clean
+        one it was given (a session's cell ran since and may have written there)."""
+        if self.spare is not None:
+            try:
+                dead = os.waitpid(self.spare[0], os.WNOHANG)[0] != 0
+            except ChildProcessError:
+                dead = True
+            if dead:  # killed while it waited (a session's cell can do that)
+                _, out_r, ctrl, _ = self.spare
+                self.spare = None
+                os.close(out_r)
+                ctrl.close()
+            elif self._dir_id(os.path.join(self.tmp, "cell")) != self.spare[3]:
+                self._drop_spare()
+            else:  # a session's cell may have stopped it
+                self._signal(self.spare[0], signal.SIGCONT)
+        self.fork_spare()
+        spare, self.spare = self.spare, None
+        return spare[:3]
+
+    def _finish(self, pid, died, out_r, ctrl, col):
+        """After a cell: reap it, kill what it left, collect late output (into `col`), clean files.
+
+        Once the answer is sent (no `col`), its processes are killed but not waited for: they finish
+        dying while the next cell's process is forked, and `run` waits for them before the next cell."""
+        if col is None:
+            self._kill(pid)
+            self._sweep(self._session_pids(), cell_sid=pid, wait=False)
+        else:
+            if died is None:
+                died = self._waitpid(pid, 2.0)
+            self._sweep(self._session_pids(), cell_sid=pid)
+            self._drain(out_r, col)
         os.close(out_r)
         ctrl.close()
         self._clean_scratch()
-        return self._result(col, report, died, timed_out, duration, limits, oom_before)
+        return died
+
+    def settle(self):
+        """Finish the cleanup of the last cell (after its answer was sent); a failure there marks
+        this worker broken, so the host replaces it instead of running a cell in a dirty sandbox."""
+        pending, self.pending = self.pending, None
+        try:
+            if pending is not None:
+                pending()
+        except Exception as e:  # noqa: BLE001
+            self.broken = f"cleanup after a cell failed: {type(e).__name__}: {e}"
+            return
+        try:
+            self.fork_spare()
+        except BlockingIOError:  # the process limit, while the last cell's processes die: wait for them
+            self.settle_dying()
+            try:
+                self.fork_spare()
+            except OSError:  # `run` tries again when the cell comes
+                pass
+        except OSError:
+            pass
 
     def _session_pids(self):
-        return {s[0] for s in self.sessions.values() if s[0]}
+        """The processes a sweep must spare: the sessions' and the next cell's (forked ahead)."""
+        return {s[0] for s in self.sessions.values() if s[0]} | ({self.spare[0]} if self.spare else set())
 
     def open(self, sid, limits):
         if sid in self.sessions:
@@ -729,6 +974,18 @@ def main():
             preloaded.append(name)
         except BaseException as e:  # noqa: BLE001
             failed.append(f"{name}: {type(e).__name__}")
+    warm_start, warm_failed = time.monotonic(), 0
+    for code in cfg.get("warmup") or []:  # fill lazy caches once here, not in every forked cell
+        try:
+            exec(compile(code, "<warmup>", "exec"), {"__name__": "__warmup__"})  # noqa: S102
+        except BaseException:  # noqa: BLE001
+            warm_failed += 1
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered may reach a forked cell's output
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001, S110
+            pass
+    warm_s = time.monotonic() - warm_start
     import gc
 
     gc.collect()
@@ -740,15 +997,20 @@ def main():
             "ready": True,
             "preloaded": preloaded,
             "failed": failed,
+            "warmup_s": round(warm_s, 3),
+            "warmup_failed": warm_failed,
             "pid": os.getpid(),
             "python": sys.version.split()[0],
         },
     )
+    w.settle()  # forks the first cell's process
     for line in inp:
         req = json.loads(line.decode())
         try:
             op = req["op"]
-            if op == "run":
+            if w.broken:
+                res = {"status": "sandbox_error", "error": w.broken, "output": ""}
+            elif op == "run":
                 res = w.run(req)
             elif op == "open":
                 res = w.open(req["session"], req["limits"])
@@ -766,6 +1028,7 @@ def main():
             }
         res["id"] = req.get("id")
         _send(out, res)
+        w.settle()
     for sid in list(w.sessions):
         w.close(sid)
     w._sweep(set())

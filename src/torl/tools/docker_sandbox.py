@@ -25,6 +25,7 @@ from torl.tools.sandbox import (
     WorkerError,
     WorkerPool,
     base_config,
+    default_workers,
     limits_from,
 )
 
@@ -164,8 +165,10 @@ class DockerSandbox(WorkerPool):
         image: the sandbox image; default `torl-sandbox:latest` from `scripts/build_sandbox_image.sh`.
         timeout_s, memory_mb, max_output, max_procs: override the matching `Limits` fields.
         limits: all limits at once.
-        workers: containers (cells that can run at once); default min(8, cores), at least 2.
+        workers: containers (cells that can run at once); default two per CPU of the engine (2..64).
         preload: modules each worker imports before forking cells.
+        warmup: code each worker runs once after the preload (default: `sandbox.WARMUP` for the
+            preloaded modules; () for none).
         cpus: CPU share of each container.
         tmpfs_mb: size of each container's /tmp.
         python: the interpreter inside the image.
@@ -187,11 +190,13 @@ class DockerSandbox(WorkerPool):
         tmpfs_mb: int = 64,
         python: str = "python3",
         user: str = "65534:65534",
+        warmup: Sequence[str] | None = None,
     ) -> None:
         lim = limits_from(
             limits, timeout_s=timeout_s, memory_mb=memory_mb, max_output=max_output, max_procs=max_procs
         )
-        super().__init__(lim, workers, preload)
+        super().__init__(lim, workers, preload, warmup)
+        self._workers_given = workers is not None
         if cpus <= 0 or tmpfs_mb <= 0:
             raise ValueError("cpus and tmpfs_mb must be positive")
         self.image = image or DEFAULT_IMAGE
@@ -205,6 +210,11 @@ class DockerSandbox(WorkerPool):
     async def setup(self) -> None:
         if self._client is None:
             self._client = await asyncio.to_thread(self._connect)
+        if not self._workers_given:  # the engine's CPUs (DOCKER_HOST may be another machine)
+            with contextlib.suppress(Exception):
+                ncpu = int((await asyncio.to_thread(self._client.info)).get("NCPU") or 0)
+                if ncpu > 0:
+                    self.workers = default_workers(ncpu)
         await super().setup()
 
     def _connect(self) -> Any:
@@ -289,12 +299,18 @@ class DockerSandbox(WorkerPool):
                 "OPENBLAS_NUM_THREADS": "1",
                 "MKL_NUM_THREADS": "1",
             }
-            await conn.handshake(base_config(self.preload, env, tmp="/tmp/work"), self.spawn_timeout_s)
+            await conn.handshake(
+                base_config(self.preload, env, self.warmup, tmp="/tmp/work"), self.spawn_timeout_s
+            )
         except BaseException:
             await conn.kill()
             raise
         if conn.info.get("failed") and index == 0:
             log.warning("sandbox image %s could not preload %s", self.image, conn.info["failed"])
+        if conn.info.get("warmup_failed") and index == 0:
+            log.warning(
+                "sandbox image %s: %d warm-up snippet(s) failed", self.image, conn.info["warmup_failed"]
+            )
         return conn
 
     def container_ids(self) -> list[str]:

@@ -229,8 +229,10 @@ class LocalSandbox(WorkerPool):
     Args:
         timeout_s, memory_mb, max_output, max_procs: override the matching `Limits` fields.
         limits: all limits at once.
-        workers: cells that can run at once (one warm process each); default min(8, cores), >= 2.
+        workers: cells that can run at once (one warm process each); default two per usable core (2..64).
         preload: modules imported once by each worker before it forks cells.
+        warmup: code each worker runs once after the preload, so forked cells find lazy caches filled;
+            default: common numpy/sympy operations for the preloaded modules (`sandbox.WARMUP`); () for none.
         python: interpreter for the workers (default: this one).
         isolation: "auto" (bwrap if it works), "bwrap" (required) or "none" (rlimits only).
     """
@@ -247,11 +249,12 @@ class LocalSandbox(WorkerPool):
         preload: Sequence[str] = DEFAULT_PRELOAD,
         python: str | None = None,
         isolation: Isolation = "auto",
+        warmup: Sequence[str] | None = None,
     ) -> None:
         lim = limits_from(
             limits, timeout_s=timeout_s, memory_mb=memory_mb, max_output=max_output, max_procs=max_procs
         )
-        super().__init__(lim, workers, preload)
+        super().__init__(lim, workers, preload, warmup)
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"isolation must be 'auto', 'bwrap' or 'none', got {isolation!r}")
         self.python = python or sys.executable
@@ -314,7 +317,7 @@ class LocalSandbox(WorkerPool):
         )
         conn = _ProcConn(proc, tmp)
         try:
-            await conn.handshake(base_config(self.preload, env, **extra), self.spawn_timeout_s)
+            await conn.handshake(base_config(self.preload, env, self.warmup, **extra), self.spawn_timeout_s)
         except BaseException:
             await conn.kill()
             raise
@@ -322,4 +325,8 @@ class LocalSandbox(WorkerPool):
             conn.worker_pid = next(iter(_children(proc.pid)), proc.pid)
         if conn.info.get("failed") and index == 0:
             log.warning("sandbox worker could not preload %s (%s)", conn.info["failed"], self.python)
+        if conn.info.get("warmup_failed") and index == 0:
+            log.warning(
+                "sandbox worker: %d warm-up snippet(s) failed (%s)", conn.info["warmup_failed"], self.python
+            )
         return conn

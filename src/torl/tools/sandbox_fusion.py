@@ -22,12 +22,14 @@ def _last_line(text: str) -> str:
 
 
 def parse_run_code(reply: dict[str, Any], limits: Limits, duration_s: float = 0.0) -> ToolResult:
-    """Turn a /run_code answer into a `ToolResult`."""
+    """Turn a /run_code answer into a `ToolResult`.
+
+    `duration_s` is what the caller waited (the client's wall clock, retries included), not the server's
+    `execution_time`, which leaves out its queueing, process start and clean-up."""
     run = reply.get("run_result") or {}
     stdout, stderr = str(run.get("stdout") or ""), str(run.get("stderr") or "")
     output, truncated = truncate_middle(stdout + stderr, limits.max_output)
-    took = float(run.get("execution_time") or duration_s)
-    res = {"output": output, "truncated": truncated, "duration_s": took}
+    res = {"output": output, "truncated": truncated, "duration_s": duration_s}
     if reply.get("status") == "SandboxError" or not run:
         return ToolResult(status="sandbox_error", error=str(reply.get("message") or "SandboxError"), **res)
     if run.get("status") == "TimeLimitExceeded":
@@ -113,7 +115,7 @@ class SandboxFusionSandbox(Sandbox):
         body: dict[str, Any] = {"code": code, "language": "python", "run_timeout": lim.timeout_s}
         if self.memory_mb is not None:
             body["memory_limit_MB"] = self.memory_mb
-        start = time.monotonic()
+        start = time.monotonic()  # what the caller waits: from here to the answer
         error = ""
         async with self._sem:
             for attempt in range(self.retries + 1):
