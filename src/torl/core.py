@@ -115,6 +115,12 @@ class Tool(ABC):
     async def run(self, call: ToolCall) -> ToolResult:
         """Run one call and return its result; never raise for a failure of the call itself."""
 
+    async def run_many(self, calls: Sequence[ToolCall]) -> list[ToolResult]:
+        """Run several calls at once; results in order. The engine sends the calls of all trajectories that
+        are ready in the same moment together. Override it when a batch is cheaper than its calls one by
+        one (the sandboxes do); the default runs `run` concurrently."""
+        return list(await asyncio.gather(*(self.run(c) for c in calls)))
+
     async def open_session(self) -> str | None:
         """Start a stateful session and return its id; stateless tools return None."""
         return None

@@ -287,3 +287,34 @@ async def test_chat_calls_are_routed_by_tool_name(tir_tokenizer):
     assert [s["function"]["name"] for s in eng.format.tools] == ["python", "calc"]
     with pytest.raises(ValueError, match="two tools are named"):
         TIRRollout(b, tools=[Named("x"), Named("x")], tir_format="chat")
+
+
+async def test_cells_ready_together_go_to_the_tool_as_one_batch(tir_tokenizer):
+    """Trajectories whose cells are ready in the same moment reach a batching tool in one `run_many`
+    (here the real local sandbox, whose run_many feeds its workers from one queue)."""
+    from torl.tools import LocalSandbox
+
+    class Counting(LocalSandbox):
+        batches: list[int] = []
+
+        async def run_many(self, calls):
+            self.batches.append(len(calls))
+            return await super().run_many(calls)
+
+    b = ScriptedBackend(tir_tokenizer, always_code)
+    async with Counting(timeout_s=5, workers=2, preload=()) as sb:
+        eng = TIRRollout(b, tool=sb, max_tool_calls=1, stateful=False)  # stateless cells: no session to open
+        out = await eng.generate([torl_prompt("q")], n=6)
+    assert [t.tool_calls[0].result.output for t in out] == ["42\n"] * 6
+    assert Counting.batches == [6]  # all six cells, one batch
+    assert all(t.tool_calls[0].result.duration_s > 0 for t in out)
+
+
+async def test_a_batching_tool_that_breaks_fails_its_trajectories_not_the_engine(tir_tokenizer):
+    class Broken(LatencyTool):
+        async def run_many(self, calls):
+            return [ToolResult(output="1\n")]  # one result for several calls
+
+    b = ScriptedBackend(tir_tokenizer, always_code)
+    out = await TIRRollout(b, tool=Broken(), max_tool_calls=1).generate([torl_prompt("q")], n=3)
+    assert [t.finish_reason for t in out] == ["error"] * 3 and "gave 1 results for 3 calls" in out[0].error

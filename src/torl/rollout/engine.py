@@ -122,6 +122,7 @@ class TIRRollout:
         self.max_total_tokens = max_total_tokens
         self._stop_ids = tuple(self.format.stop_token_ids())
         self._sems: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per event loop
+        self._batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> {id(tool): _Batcher}
         self._loop_thread: LoopThread | None = None
         self._batches = 0
 
@@ -341,6 +342,12 @@ class TIRRollout:
             self._loop_thread = LoopThread("torl-rollout-loop")
         return self._loop_thread.run(coro)
 
+    def _batcher(self, tool: Tool) -> _Batcher:
+        per_loop = self._batchers.setdefault(asyncio.get_running_loop(), {})
+        if id(tool) not in per_loop:
+            per_loop[id(tool)] = _Batcher(tool)
+        return per_loop[id(tool)]
+
     def _sem(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         sem = self._sems.get(loop)
@@ -523,7 +530,7 @@ class TIRRollout:
                     await tool.run(prior.model_copy(update={"session": st.sessions[name]}))
         call = call.model_copy(update={"session": st.sessions[name]})
         try:
-            coro = tool.run(call)
+            coro = self._batcher(tool).submit(call) if _batches(tool) else tool.run(call)
             if self.tool_timeout_s is not None:
                 result = await asyncio.wait_for(coro, self.tool_timeout_s)
             else:
@@ -532,6 +539,50 @@ class TIRRollout:
             result = ToolResult.failure("timeout", f"tool call exceeded {self.tool_timeout_s} s")
         # The latency the trajectory saw: from the request to the reply, queueing included.
         return result.model_copy(update={"duration_s": time.perf_counter() - t0})
+
+
+def _batches(tool: Tool) -> bool:
+    """True when the tool runs a batch of calls more cheaply than one by one (it overrides `run_many`)."""
+    return type(tool).run_many is not Tool.run_many
+
+
+class _Batcher:
+    """Sends a tool the calls of every trajectory that is ready in the same loop iteration as one `run_many`:
+    the first call waits one `call_soon` for the others, then the batch goes out."""
+
+    def __init__(self, tool: Tool) -> None:
+        self.tool = tool
+        self.pending: list[tuple[ToolCall, asyncio.Future]] = []
+
+    def submit(self, call: ToolCall) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.pending.append((call, fut))
+        if len(self.pending) == 1:
+            loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        task = asyncio.ensure_future(self.tool.run_many([c for c, _ in batch]))
+
+        def settle(t: asyncio.Task) -> None:
+            error = None if t.cancelled() else t.exception()
+            results = [] if t.cancelled() or error else list(t.result())
+            if not t.cancelled() and error is None and len(results) != len(batch):
+                error = RuntimeError(f"{type(self.tool).__name__}.run_many gave {len(results)} results "
+                                     f"for {len(batch)} calls")
+            for i, (_, fut) in enumerate(batch):
+                if fut.done():  # the caller gave up (a timeout)
+                    continue
+                if t.cancelled():
+                    fut.cancel()
+                elif error is not None:
+                    fut.set_exception(error)
+                else:
+                    fut.set_result(results[i])
+
+        task.add_done_callback(settle)
 
 
 def tool_map(tool: Tool | None, tools: Sequence[Tool] | Mapping[str, Tool] | None) -> dict[str, Tool]:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from torl.tools.sandbox import (
+    CELL_ENV,
     DEFAULT_PRELOAD,
     WORKER_SOURCE,
     Limits,
@@ -265,12 +266,7 @@ class DockerSandbox(WorkerPool):
             detach=False,
             network_disabled=True,
             labels={LABEL: _owner()},
-            environment={
-                "PYTHONDONTWRITEBYTECODE": "1",
-                "OMP_NUM_THREADS": "1",
-                "OPENBLAS_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1",
-            },
+            environment=CELL_ENV,
             host_config=host_config,
         )
         cid = c["Id"]
@@ -290,17 +286,8 @@ class DockerSandbox(WorkerPool):
         conn = _ContainerConn(self._client, cid, raw)
         try:
             await conn.open()
-            env = {
-                "PATH": "/usr/local/bin:/usr/bin:/bin",
-                "LANG": "C.UTF-8",
-                "PYTHONDONTWRITEBYTECODE": "1",
-                "PYTHONIOENCODING": "utf-8",
-                "OMP_NUM_THREADS": "1",
-                "OPENBLAS_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1",
-            }
             await conn.handshake(
-                base_config(self.preload, env, self.warmup, tmp="/tmp/work"), self.spawn_timeout_s
+                base_config(self.preload, CELL_ENV, self.warmup, tmp="/tmp/work"), self.spawn_timeout_s
             )
         except BaseException:
             await conn.kill()

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from torl.tools.sandbox import (
+    CELL_ENV,
     DEFAULT_PRELOAD,
     WORKER_SOURCE,
     Limits,
@@ -33,7 +34,6 @@ from torl.tools.sandbox import (
 log = logging.getLogger(__name__)
 Isolation = Literal["auto", "bwrap", "none"]
 
-_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _uids = itertools.count()
 
 
@@ -282,13 +282,7 @@ class LocalSandbox(WorkerPool):
         await super().setup()
 
     async def _spawn(self, index: int) -> WorkerConn:
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONIOENCODING": "utf-8",
-            **_THREAD_ENV,
-        }
+        env = dict(CELL_ENV)
         extra: dict[str, object] = {"prefixes": _host_prefixes(self.python)}
         tmp = None
         if self.isolation == "bwrap":

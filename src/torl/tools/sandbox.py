@@ -559,6 +559,18 @@ class WorkerPool(Sandbox):
         return [dict(s.conn.info) for s in self._slots if s.conn is not None]
 
 
+CELL_ENV: dict[str, str] = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONIOENCODING": "utf-8",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+"""The environment of every worker and its cells, local and Docker (one thread per math library)."""
+
+
 def base_config(
     preload: Sequence[str], env: dict[str, str], warmup: Sequence[str] = (), **extra: Any
 ) -> dict[str, Any]:
