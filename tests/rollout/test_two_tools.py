@@ -19,17 +19,21 @@ def _calculator():
 
 
 class Counted:
-    """Counts the calls that reach a tool (wraps its `run`, the tool stays real)."""
+    """Counts the calls that reach a tool, one by one or in batches (wraps the real tool's methods)."""
 
     def __init__(self, tool):
         self.tool, self.codes = tool, []
-        run = tool.run
+        run, run_many = tool.run, tool.run_many
 
         async def counted(call):
             self.codes.append(call.code)
             return await run(call)
 
-        tool.run = counted
+        async def counted_many(calls):
+            self.codes.extend(c.code for c in calls)
+            return await run_many(calls)
+
+        tool.run, tool.run_many = counted, counted_many
 
 
 @pytest.fixture(scope="module")
