@@ -20,6 +20,8 @@ from torl.rollout.backends import (
     VLLMSyncBackend,
 )
 from torl.rollout.engine import TIRRollout
+from torl.rollout.versioned import InflightPolicy, SyncStats, VersionedBackend
+from torl.rollout.weights import ServerWeightSync, reload_async_llm
 from torl.rollout.formats import (
     BUDGET_SPENT_MESSAGE,
     EMPTY_OUTPUT_MESSAGE,
@@ -54,6 +56,9 @@ __all__ = [
     "GenerationOutput",
     "GenerationRequest",
     "HTTPBackend",
+    "InflightPolicy",
+    "ServerWeightSync",
+    "SyncStats",
     "TIRFormat",
     "TIRRollout",
     "ToRLFormat",
@@ -61,10 +66,12 @@ __all__ = [
     "TransformersBackend",
     "VLLMAsyncBackend",
     "VLLMSyncBackend",
+    "VersionedBackend",
     "XMLFormat",
     "ZeroTIRFormat",
     "get_format",
     "register_format",
+    "reload_async_llm",
     "torl_observation",
     "torl_prompt",
     "xml_prompt",

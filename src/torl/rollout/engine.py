@@ -306,7 +306,8 @@ class TIRRollout:
                     f"backend returned {len(out.token_ids)} ids and {len(out.logprobs)} logprobs"
                 )
             text = tok.decode(out.token_ids, skip_special_tokens=False)
-            st.add(Segment(kind="model", text=text, start=0, end=0), out.token_ids, out.logprobs, 1)
+            seg = Segment(kind="model", text=text, start=0, end=0, version=getattr(out, "version", None))
+            st.add(seg, out.token_ids, out.logprobs, 1)
             turn = st.turns
             st.turns += 1
             if out.finish_reason == "abort":
