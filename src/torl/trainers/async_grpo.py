@@ -136,7 +136,10 @@ class AsyncTIRGRPOTrainer(TIRGRPOTrainer):
             raise TypeError("weight_sync must have a load(model) method (e.g. torl.rollout.ServerWeightSync)")
         self._weight_sync = weight_sync
         self._gen_model: Any = None
-        super().__init__(model, reward_funcs, args, train_dataset, eval_dataset, processing_class, **kwargs)
+        with warnings.catch_warnings():
+            if weight_sync is not None:  # it does push weights to the servers
+                warnings.filterwarnings("ignore", message="rollout= generates on vLLM servers")
+            super().__init__(model, reward_funcs, args, train_dataset, eval_dataset, processing_class, **kwargs)
         rollout = self._rollout
         backend = getattr(rollout, "backend", None)
         if backend is None or not hasattr(rollout, "_run"):
