@@ -15,7 +15,7 @@ pytestmark = pytest.mark.vllm
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-from torl.core import Tool, ToolCall, ToolResult  # noqa: E402
+from torl.core import Tool, ToolCall, ToolResult
 
 
 @pytest.fixture(scope="module")
