@@ -133,6 +133,16 @@ class _Blocking:
         pass
 
 
+def _interrupt_when(event: threading.Event) -> threading.Thread:
+    def go() -> None:
+        if event.wait(120):
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t
+
+
 def test_ctrl_c_stops_the_producer_and_close_releases_the_engine(tir_model_path, tmp_path):
     from transformers import AutoTokenizer
 
@@ -140,19 +150,39 @@ def test_ctrl_c_stops_the_producer_and_close_releases_the_engine(tir_model_path,
     rollout = TIRRollout(backend, max_tool_calls=0, max_new_tokens=16)
     with pytest.warns(UserWarning, match="stale policy"):
         trainer = _trainer(tir_model_path, _args(tmp_path), rollout=rollout)
-
-    def interrupt() -> None:
-        if backend.entered.wait(120):
-            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
-
-    t = threading.Thread(target=interrupt, daemon=True)
-    t.start()
+    t = _interrupt_when(backend.entered)
     with pytest.raises(KeyboardInterrupt):
         trainer.train()  # waits for a batch that never comes
     t.join()
     assert backend.cancelled.is_set() and trainer._run_ahead is None  # the producer stopped on the way out
     trainer.close()
     rollout.close_sync()
+
+
+def test_a_hung_reward_stops_cleanly_on_ctrl_c(tir_model_path, tmp_path):
+    """The trainer hangs in a reward while the producer runs ahead (and stops at the bound); Ctrl-C stops
+    both sides."""
+    import time
+
+    from torl.rewards import ToRLReward
+    from torl.trainers import AsyncTIRGRPOTrainer
+
+    entered = threading.Event()
+
+    def hung(prompts, completions, **kw):
+        entered.set()
+        for _ in range(6000):  # Python code: a Ctrl-C that lands on another thread is seen within 0.1 s
+            time.sleep(0.1)
+
+    trainer = AsyncTIRGRPOTrainer(model=tir_model_path, reward_funcs=[ToRLReward(), hung], args=_args(tmp_path),
+                                  train_dataset=_dataset())
+    t = _interrupt_when(entered)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    t.join()
+    assert trainer._run_ahead is None
+    trainer.rollout._run(asyncio.sleep(0))  # the engine's loop is free
+    trainer.close()
 
 
 def test_resume_regenerates_the_queue_under_the_restored_weights(tir_model_path, tmp_path):
