@@ -10,7 +10,8 @@ trainer.train()
 staleness and weight updates at turn boundaries.
 """
 
-from torl.trainers.async_grpo import AsyncTIRGRPOConfig, AsyncTIRGRPOTrainer, behaviour_weights
+from torl.trainers.async_config import AsyncTIRGRPOConfig
+from torl.trainers.async_grpo import AsyncTIRGRPOTrainer, behaviour_weights
 from torl.trainers.config import TIRGRPOConfig
 from torl.trainers.metrics import trajectory_metrics
 from torl.trainers.trainer import TIRGRPOTrainer

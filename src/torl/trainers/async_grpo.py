@@ -14,9 +14,7 @@ import copy
 import math
 import time
 import warnings
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -24,60 +22,14 @@ from accelerate.utils import gather_object
 
 from torl.core import Prompt, Trajectory
 from torl.rollout.versioned import VersionedBackend
-from torl.trainers.config import TIRGRPOConfig
-from torl.trainers.run_ahead import RunAhead, TakenBatch
+from torl.trainers.async_config import AsyncTIRGRPOConfig
+from torl.trainers.run_ahead import Lookahead, RunAhead, TakenBatch
 from torl.trainers.trainer import TIRGRPOTrainer
 
 __all__ = ["AsyncTIRGRPOConfig", "AsyncTIRGRPOTrainer", "behaviour_weights"]
 
 _SUMMED = ("dropped_stale", "queue_depth", "in_flight", "aborted_turns", "sync_aborted_turns",
            "sync_finished_turns")
-
-
-@dataclass
-class AsyncTIRGRPOConfig(TIRGRPOConfig):
-    """`TIRGRPOConfig` plus the asynchronous settings. With `max_staleness=0` and
-    `off_policy_correction="trl"` training is exactly `TIRGRPOTrainer`'s."""
-
-    max_staleness: int = field(
-        default=1,
-        metadata={"help": "How many policy versions a trajectory's oldest model turn may lag the update that "
-                          "trains on it (AReaL's max_head_offpolicyness). 0: on-policy, nothing runs ahead."},
-    )
-    stale_trajectories: str = field(
-        default="drop",
-        metadata={"help": "A group past the bound when taken (overtaken by faster ones): 'drop' or 'regenerate'."},
-    )
-    inflight_turns: str = field(
-        default="finish",
-        metadata={"help": "On new weights, a model turn in flight 'finish'es under the old weights or is "
-                          "'abort'ed and regenerated from its turn boundary under the new ones."},
-    )
-    off_policy_correction: str = field(
-        default="decoupled",
-        metadata={"help": "'decoupled' (AReaL: PPO ratio against the trainer's proximal logprobs, times the "
-                          "behaviour weight pi_prox/pi_behav per token, masked above behaviour_weight_cap) or "
-                          "'trl' (TRL's vllm_importance_sampling_correction, as configured)."},
-    )
-    behaviour_weight_cap: float | None = field(
-        default=5.0,
-        metadata={"help": "'decoupled': tokens whose behaviour weight exceeds this leave the loss (None: no cap)."},
-    )
-    weight_sync_timeout_s: float | None = field(
-        default=300.0,
-        metadata={"help": "inflight_turns='finish': turns still running after this long are aborted."},
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.max_staleness < 0:
-            raise ValueError(f"max_staleness must be >= 0, got {self.max_staleness}")
-        for name, allowed in (("stale_trajectories", ("drop", "regenerate")), ("inflight_turns", ("finish", "abort")),
-                              ("off_policy_correction", ("decoupled", "trl"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.behaviour_weight_cap is not None and self.behaviour_weight_cap <= 1.0:
-            raise ValueError(f"behaviour_weight_cap must be > 1 or None, got {self.behaviour_weight_cap}")
 
 
 def behaviour_weights(proximal: torch.Tensor, behaviour: torch.Tensor, mask: torch.Tensor,
@@ -155,7 +107,7 @@ class AsyncTIRGRPOTrainer(TIRGRPOTrainer):
             warnings.warn("the rollout's engine gets no weights from this trainer (use_vllm=False and no "
                           "weight_sync=): it samples from a stale policy", stacklevel=2)
         self._run_ahead: RunAhead | None = None
-        self._lookahead: _Lookahead | None = None
+        self._lookahead: Lookahead | None = None
         self._taken: TakenBatch | None = None
         self._published: int | None = None
         self._fed_steps = 0
@@ -251,7 +203,7 @@ class AsyncTIRGRPOTrainer(TIRGRPOTrainer):
         self._producer()
         if self._lookahead is None or self._lookahead.iterator is not epoch_iterator:
             every = self.args.steps_per_generation * self.num_iterations
-            self._lookahead = _Lookahead(epoch_iterator, every, self._feed)
+            self._lookahead = Lookahead(epoch_iterator, every, self._feed)
         batches = self._lookahead.take(num_batches)
         self._lookahead.fill(self.args.max_staleness)
         return batches, self._get_num_items_in_batch(batches, device)
@@ -351,50 +303,3 @@ class AsyncTIRGRPOTrainer(TIRGRPOTrainer):
             else:
                 value = sum(vals) / len(vals)
             self._metrics["train"][f"tir/{key}"].append(value)
-
-
-class _Lookahead:
-    """Reads HF's epoch iterator ahead of the training loop: the first batch of each generation block (TRL
-    repeats a generation batch over `every` micro-steps) is handed to `feed` as soon as it is read."""
-
-    def __init__(self, iterator: Iterator, every: int, feed: Callable[[list[dict]], None]) -> None:
-        self.iterator, self.every, self.feed = iterator, every, feed
-        self.buffer: deque = deque()
-        self.pulled = self.handed = 0
-        self.exhausted = False
-
-    def _pull(self) -> bool:
-        if self.exhausted:
-            return False
-        try:
-            raw = next(self.iterator)
-        except StopIteration:
-            self.exhausted = True
-            return False
-        if self.pulled % self.every == 0:
-            self.feed(list(raw))
-        self.pulled += 1
-        self.buffer.append(raw)
-        return True
-
-    def take(self, n: int) -> list:
-        out = []
-        for _ in range(n):
-            if not self.buffer and not self._pull():
-                break
-            out.append(self.buffer.popleft())
-            self.handed += 1
-        return out
-
-    def fill(self, ahead: int) -> None:
-        """Feed until the blocks of the next `ahead` steps (past what the loop took) are with the producer."""
-        while not self.exhausted and -(-self.pulled // self.every) < -(-self.handed // self.every) + ahead:
-            self._pull()
-
-    def fill_one(self) -> bool:
-        """Feed one more block; False when the epoch has none left."""
-        fed = -(-self.pulled // self.every)
-        while -(-self.pulled // self.every) == fed:
-            if not self._pull():
-                return False
-        return True

@@ -10,6 +10,7 @@ With `max_staleness=0` nothing runs ahead and every batch is the dataset's next 
 synchronous training.
 
 All state lives on the engine's loop thread; the trainer calls the blocking methods from its own thread.
+`Lookahead` reads HF's epoch iterator ahead of the training loop, to feed the producer.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from torl.core import Trajectory
 
-__all__ = ["RunAhead", "TakenBatch"]
+__all__ = ["Lookahead", "RunAhead", "TakenBatch"]
 
 logger = logging.getLogger(__name__)
 
@@ -288,3 +289,50 @@ class RunAhead:
         self._pending.clear()
         self._ready.clear()
         self._event().set()
+
+
+class Lookahead:
+    """Reads HF's epoch iterator ahead of the training loop: the first batch of each generation block (TRL
+    repeats a generation batch over `every` micro-steps) is handed to `feed` as soon as it is read."""
+
+    def __init__(self, iterator: Iterator, every: int, feed: Callable[[list[dict]], None]) -> None:
+        self.iterator, self.every, self.feed = iterator, every, feed
+        self.buffer: deque = deque()
+        self.pulled = self.handed = 0
+        self.exhausted = False
+
+    def _pull(self) -> bool:
+        if self.exhausted:
+            return False
+        try:
+            raw = next(self.iterator)
+        except StopIteration:
+            self.exhausted = True
+            return False
+        if self.pulled % self.every == 0:
+            self.feed(list(raw))
+        self.pulled += 1
+        self.buffer.append(raw)
+        return True
+
+    def take(self, n: int) -> list:
+        out = []
+        for _ in range(n):
+            if not self.buffer and not self._pull():
+                break
+            out.append(self.buffer.popleft())
+            self.handed += 1
+        return out
+
+    def fill(self, ahead: int) -> None:
+        """Feed until the blocks of the next `ahead` steps (past what the loop took) are with the producer."""
+        while not self.exhausted and -(-self.pulled // self.every) < -(-self.handed // self.every) + ahead:
+            self._pull()
+
+    def fill_one(self) -> bool:
+        """Feed one more block; False when the epoch has none left."""
+        fed = -(-self.pulled // self.every)
+        while -(-self.pulled // self.every) == fed:
+            if not self._pull():
+                return False
+        return True
