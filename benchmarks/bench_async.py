@@ -131,6 +131,8 @@ def main() -> None:
     p.add_argument("--tasks", default="a,b", help="a: the nano task; b: the same with 0.5-2 s cells")
     p.add_argument("--staleness", default="1,2", help="the asynchronous configurations to measure")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for the trainer and the in-process engine (default: as the nano run picks)")
     a = p.parse_args()
 
     import torch
@@ -142,7 +144,8 @@ def main() -> None:
     model_dir = str(pretrain(PretrainConfig(), default_cache_dir()))
     train, _ = train_eval_split(NanoConfig(seed=a.seed))
     ds = Dataset.from_dict({"prompt": [x.prompt for x in train], "answer": [x.answer for x in train]})
-    torch.set_num_threads(pick_threads())  # before vLLM starts: its CPU worker then locks the count
+    threads = a.threads or pick_threads()
+    torch.set_num_threads(threads)  # before vLLM starts: its CPU worker then locks the count
     llm = build_llm(model_dir, a.prompts * a.n)
     configs: list[int | None] = [None] + [int(k) for k in a.staleness.split(",") if k]
     results: dict[tuple[str, int | None], dict] = {}
@@ -153,7 +156,8 @@ def main() -> None:
             print(f"[{task}] {'sync' if k is None else f'max_staleness={k}'}: {r}  ({time.perf_counter() - t0:.0f}s)",
                   flush=True)
 
-    print(f"\n{a.steps} steps x {a.prompts} prompts x {a.n} samples per configuration, seed {a.seed}")
+    print(f"\n{a.steps} steps x {a.prompts} prompts x {a.n} samples per configuration, seed {a.seed}, "
+          f"{threads} torch thread(s), {a.workers} sandbox workers, load average {os.getloadavg()[0]:.1f}")
     print(f"{'task':<6}{'trainer':<18}{'steps/h':>9}{'x sync':>8}{'tok/s':>8}{'x sync':>8}{'stale':>7}"
           f"{'trainer idle s':>16}{'gen idle s':>12}")
     for (task, k), r in results.items():
