@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+NANO_ARGS ?=
 
 .PHONY: setup system test test-fast nano bench docs clean-sandboxes
 
@@ -17,8 +18,8 @@ test: setup system ## the whole suite, as CI runs it
 test-fast: setup  ## tests that need neither vLLM nor Docker
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not vllm and not docker" $(PYTEST_ARGS)
 
-nano: setup       ## the main job: a nano ToRL run on CPU that learns to use the tool
-	bash scripts/nano.sh
+nano: setup       ## the main job: a nano ToRL run on CPU that learns to use the tool (NANO_ARGS=--async: async)
+	bash scripts/nano.sh $(NANO_ARGS)
 
 bench: setup system ## the speed benchmarks (ratios against baselines measured in the same run)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -2,6 +2,7 @@
 
     python examples/nano/run.py                   # the full run (~10 min on 2 quiet cores)
     python examples/nano/run.py --steps 5 --eval-problems 40 --out /tmp/nano   # a quick look
+    python examples/nano/run.py --async           # asynchronous GRPO, rollouts one version ahead
 
 It pretrains a tiny Qwen2 on synthetic arithmetic word problems (cached), measures it on held-out
 problems, trains it with torl's TIRGRPOTrainer (vLLM on CPU, local sandbox, ToRL reward), measures it
@@ -28,6 +29,8 @@ def main() -> None:
     p.add_argument("--pretrain-steps", type=int, default=PretrainConfig().steps, help="pretraining steps")
     p.add_argument("--eval-problems", type=int, default=d.eval_problems, help="held-out problems")
     p.add_argument("--cache-dir", default=None, help="pretrained model cache (default ~/.cache/torl/nano)")
+    p.add_argument("--async", dest="max_staleness", type=int, nargs="?", const=1, default=None, metavar="K",
+                   help="train asynchronously, rollouts up to K policy versions ahead (default K: 1)")
     a = p.parse_args()
     cfg = NanoConfig(
         output_dir=a.out,
@@ -35,6 +38,7 @@ def main() -> None:
         seed=a.seed,
         eval_problems=a.eval_problems,
         cache_dir=a.cache_dir,
+        max_staleness=a.max_staleness,
         pretrain=PretrainConfig(seed=a.pretrain_seed, steps=a.pretrain_steps),
     )
     run(cfg)

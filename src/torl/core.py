@@ -180,6 +180,9 @@ class Segment(BaseModel):
     start: int
     """Token span in `Trajectory.completion_ids`: [start, end)."""
     end: int
+    version: int | None = None
+    """Model segments: the policy version (weight update count) that generated them, when the backend
+    reports one (asynchronous training); None for tool segments and unversioned backends."""
 
 
 class ToolCallRecord(BaseModel):
@@ -267,6 +270,21 @@ class Trajectory(BaseModel):
         correctness reward that scored it); None when nothing judged it or it could not be verified."""
         v = self.reward_breakdown.get("correct")
         return None if v is None else v >= 0.5
+
+    @property
+    def versions(self) -> list[int]:
+        """The policy versions of the model segments, in order (empty when none was recorded)."""
+        return [s.version for s in self.segments if s.kind == "model" and s.version is not None]
+
+    @property
+    def oldest_version(self) -> int | None:
+        """The oldest policy version that wrote part of this trajectory (None when unversioned)."""
+        return min(self.versions, default=None)
+
+    @property
+    def newest_version(self) -> int | None:
+        """The newest policy version that wrote part of this trajectory (None when unversioned)."""
+        return max(self.versions, default=None)
 
     @property
     def tool_failed(self) -> bool:

@@ -25,7 +25,7 @@ def test_held_out_problems_are_not_trained_on():
     assert sum(p.size == "large" for p in train) == 350
 
 
-@pytest.mark.parametrize("kw", [{"steps": 0}, {"num_generations": 1}, {"eval_samples": -1}])
+@pytest.mark.parametrize("kw", [{"steps": 0}, {"num_generations": 1}, {"eval_samples": -1}, {"max_staleness": -1}])
 def test_bad_config_is_refused(kw):
     with pytest.raises(ValueError, match="NanoConfig"):
         NanoConfig(**kw)

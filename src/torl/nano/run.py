@@ -58,6 +58,9 @@ class NanoConfig:
     again) that measures how often a sampled answer changes by chance."""
     tool_cache: bool = True
     """Answer identical cells of a GRPO group from the tool-result log (`TIRGRPOConfig.tool_cache`)."""
+    max_staleness: int | None = None
+    """None: synchronous GRPO (`TIRGRPOTrainer`); k: asynchronous (`AsyncTIRGRPOTrainer`), rollouts up to k
+    policy versions ahead of training."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "prompts_per_step", "num_generations", "train_problems", "eval_problems"):
@@ -67,6 +70,8 @@ class NanoConfig:
             raise ValueError("NanoConfig.num_generations must be >= 2 (GRPO compares samples of a prompt)")
         if self.eval_samples < 0:
             raise ValueError("NanoConfig.eval_samples must be >= 0")
+        if self.max_staleness is not None and self.max_staleness < 0:
+            raise ValueError(f"NanoConfig.max_staleness must be None or >= 0, got {self.max_staleness}")
 
 
 def train_eval_split(cfg: NanoConfig) -> tuple[list[NanoProblem], list[NanoProblem]]:
@@ -100,11 +105,12 @@ def _progress_callback(log: Callable[[str], None], total: int):
             if not logs or "loss" not in logs and "reward" not in logs:
                 return
             g = logs.get
+            lag = f"  staleness {g('tir/staleness_mean'):.2f}" if "tir/staleness_mean" in logs else ""
             log(
                 f"[grpo] step {state.global_step:>3}/{total}  reward {g('reward', float('nan')):+.3f}  "
                 f"accuracy {g('tir/accuracy', float('nan')):.3f}  tool use {g('tir/frac_with_tool_call', float('nan')):.3f}  "
                 f"code errors {g('tir/code_error_rate', float('nan')):.3f}  "
-                f"cells from the log {g('tir/tool_cache_hit_rate', float('nan')):.3f}  "
+                f"cells from the log {g('tir/tool_cache_hit_rate', float('nan')):.3f}{lag}  "
                 f"{time.time() - self.t0:.0f}s"
             )
 
@@ -146,7 +152,7 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
     from torl.rewards import ToRLReward
     from torl.rollout import TIRRollout
     from torl.tools import LocalSandbox, PythonTool
-    from torl.trainers import TIRGRPOConfig, TIRGRPOTrainer
+    from torl.trainers import AsyncTIRGRPOConfig, AsyncTIRGRPOTrainer, TIRGRPOConfig, TIRGRPOTrainer
 
     train, held_out = train_eval_split(cfg)
     ds = Dataset.from_dict(
@@ -156,7 +162,10 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
             "size": [p.size for p in train],
         }
     )
-    args = TIRGRPOConfig(
+    sync = cfg.max_staleness is None
+    config_cls, trainer_cls = (TIRGRPOConfig, TIRGRPOTrainer) if sync else (AsyncTIRGRPOConfig, AsyncTIRGRPOTrainer)
+    args = config_cls(
+        **({} if sync else {"max_staleness": cfg.max_staleness}),
         output_dir=str(out / "trainer"),
         max_steps=cfg.steps,
         per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
@@ -184,8 +193,9 @@ def _run(cfg: NanoConfig | None, log: Callable[[str], None]) -> dict[str, Any]:
     )
     torch.set_num_threads(pick_threads())  # before vLLM starts: its CPU worker then locks the count
     tool = PythonTool(LocalSandbox(timeout_s=5, preload=()))
-    log("== 2/4 building the trainer (colocated vLLM engine, local sandbox, ToRL reward) ==")
-    trainer = TIRGRPOTrainer(
+    mode = "synchronous" if sync else f"asynchronous, max_staleness={cfg.max_staleness}"
+    log(f"== 2/4 building the trainer ({mode}; colocated vLLM engine, local sandbox, ToRL reward) ==")
+    trainer = trainer_cls(
         model=str(model_dir),
         tool=tool,
         reward_funcs=[ToRLReward()],

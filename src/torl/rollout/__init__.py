@@ -40,6 +40,8 @@ from torl.rollout.formats import (
     xml_prompt,
     zero_tir_messages,
 )
+from torl.rollout.versioned import InflightPolicy, SyncStats, VersionedBackend
+from torl.rollout.weights import FolderWeightSync, reload_async_llm
 
 __all__ = [
     "BUDGET_SPENT_MESSAGE",
@@ -50,21 +52,26 @@ __all__ = [
     "XML_PROMPT_TEMPLATE",
     "ZERO_TIR_SYSTEM_PROMPT",
     "ChatToolFormat",
+    "FolderWeightSync",
     "GenerationBackend",
     "GenerationOutput",
     "GenerationRequest",
     "HTTPBackend",
+    "InflightPolicy",
     "Sampling",
+    "SyncStats",
     "TIRFormat",
     "TIRRollout",
     "ToRLFormat",
     "TransformersBackend",
     "VLLMAsyncBackend",
     "VLLMSyncBackend",
+    "VersionedBackend",
     "XMLFormat",
     "ZeroTIRFormat",
     "get_format",
     "register_format",
+    "reload_async_llm",
     "torl_observation",
     "torl_prompt",
     "xml_prompt",

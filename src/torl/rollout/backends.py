@@ -62,6 +62,8 @@ class GenerationOutput:
     logprobs: list[float]
     finish_reason: GenFinish
     stop_reason: str | int | None = None
+    version: int | None = None
+    """The policy version the request ran under (set by `VersionedBackend`; None when not tracked)."""
 
 
 @runtime_checkable
@@ -291,7 +293,12 @@ class VLLMSyncBackend:
             except RuntimeError:  # the caller's loop is closed; nobody is waiting
                 pass
 
+        barriers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         while True:
+            if barriers and not pending:  # nothing in flight: `quiesce` callers may use the engine now
+                for loop, fut in barriers:
+                    _resolve_threadsafe(loop, fut, None)
+                barriers.clear()
             items = [] if pending else [self._inbox.get()]  # idle: block until a request arrives
             while True:
                 try:
@@ -303,7 +310,12 @@ class VLLMSyncBackend:
                     self._abort(list(pending))
                     for rid in list(pending):
                         settle(rid, exc=RuntimeError("backend closed"))
+                    for loop, fut in barriers:
+                        _resolve_threadsafe(loop, fut, None)
                     return
+                if item[0] == "barrier":
+                    barriers.append((item[1], item[2]))
+                    continue
                 if item[0] == "abort":  # the caller gave up on it (task cancelled)
                     if item[1] in pending:
                         pending.pop(item[1])
@@ -346,6 +358,17 @@ class VLLMSyncBackend:
             self._inbox.put(("abort", rid))
             raise
 
+    async def quiesce(self) -> None:
+        """Return once the driver thread has handled every request sent before and has none in flight: the
+        caller may then use the `LLM` (e.g. reload weights) until it sends a new request. Requests sent
+        meanwhile keep it busy, so stop sending first (`VersionedBackend.pause` does)."""
+        if self._closed or self._thread is None or not self._thread.is_alive():
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._inbox.put(("barrier", loop, fut))
+        await fut
+
     def _abort(self, rids: list[str]) -> None:
         if not rids:
             return
@@ -360,6 +383,17 @@ class VLLMSyncBackend:
             self._inbox.put("stop")
             await asyncio.to_thread(self._thread.join, 30)
         self._thread = None
+
+
+def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, value: Any) -> None:
+    def _set() -> None:
+        if not fut.done():
+            fut.set_result(value)
+
+    try:
+        loop.call_soon_threadsafe(_set)
+    except RuntimeError:  # the caller's loop is closed; nobody is waiting
+        pass
 
 
 class HTTPBackend:
@@ -574,6 +608,11 @@ class TransformersBackend:
         if ids and ids[-1] in eos_ids:
             return GenerationOutput(ids, lps, "stop", None)
         return GenerationOutput(ids, lps, "length" if len(ids) >= max_tokens else "stop", None)
+
+    async def quiesce(self) -> None:
+        """Return once no `generate` call is running in a worker thread (a cancelled call keeps running
+        there until it ends): the caller may then change the model's weights."""
+        await asyncio.to_thread(lambda: self._lock.acquire() and self._lock.release())
 
     async def generate(self, request: GenerationRequest) -> GenerationOutput:
         sp = request.sampling

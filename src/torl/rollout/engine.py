@@ -21,6 +21,7 @@ Finish reasons: "stop" (the model ended, or stopped with nothing to run, or went
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -420,7 +421,8 @@ class TIRRollout:
                     f"backend returned {len(out.token_ids)} ids and {len(out.logprobs)} logprobs"
                 )
             text = tok.decode(out.token_ids, skip_special_tokens=False)
-            st.add(Segment(kind="model", text=text, start=0, end=0), out.token_ids, out.logprobs, 1)
+            seg = Segment(kind="model", text=text, start=0, end=0, version=getattr(out, "version", None))
+            st.add(seg, out.token_ids, out.logprobs, 1)
             turns.append(text)
             turn = st.turns
             st.turns += 1
@@ -614,8 +616,20 @@ class LoopThread:
         self.thread.start()
 
     def run(self, coro: Coroutine) -> Any:
-        """Run `coro` on the loop and wait for its result (from any thread but the loop's own)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        """Run `coro` on the loop and wait for its result (from any thread but the loop's own). The wait wakes
+        up often, so Ctrl-C reaches the caller even when the signal lands on another thread; the coroutine is
+        then cancelled."""
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            while True:
+                try:
+                    return fut.result(timeout=0.2)
+                except concurrent.futures.TimeoutError:
+                    if fut.done():  # the coroutine's own TimeoutError
+                        raise
+        except BaseException:
+            fut.cancel()
+            raise
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

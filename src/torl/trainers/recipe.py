@@ -2,7 +2,8 @@
 
 A recipe has `model`, `data` (`train` file, `template`: a format name, e.g. torl | zero_tir, `max_prompt_tokens`, `limit`),
 `tool` (`sandbox`: docker | local | auto | fusion, and the sandbox's arguments), `reward` (`name`: torl |
-math_answer, and the reward's arguments) and `trainer` (`TIRGRPOConfig` fields). `${VAR}` is read from the
+math_answer, and the reward's arguments) and `trainer` (`TIRGRPOConfig` fields; with `max_staleness`, the
+`AsyncTIRGRPOConfig` of asynchronous training). `${VAR}` is read from the
 environment. Override any key with `--set trainer.max_steps=10 tool.sandbox=local`; resume with
 `--resume [CHECKPOINT]` (no path: the latest checkpoint in output_dir). Launch on several GPUs with
 `accelerate launch`. A bad recipe raises `torl.errors.ConfigError`.
@@ -114,17 +115,21 @@ def build_reward(reward: dict[str, Any]):
 
 
 def build_trainer(recipe: dict[str, Any]):
-    """The `TIRGRPOTrainer` a recipe describes (model, data, tool, reward, `TIRGRPOConfig`)."""
+    """The trainer a recipe describes (model, data, tool, reward, `TIRGRPOConfig`): a `TIRGRPOTrainer`, or an
+    `AsyncTIRGRPOTrainer` when the trainer section sets `max_staleness`."""
     from transformers import AutoTokenizer
 
-    from torl.trainers import TIRGRPOConfig, TIRGRPOTrainer
+    from torl.trainers import AsyncTIRGRPOConfig, AsyncTIRGRPOTrainer, TIRGRPOConfig, TIRGRPOTrainer
 
-    args = _built("trainer", lambda: TIRGRPOConfig(**recipe["trainer"]))
+    asynchronous = "max_staleness" in recipe["trainer"]  # AReaL's ZERO-TIR runs ahead (max_head_offpolicyness)
+    config_cls, trainer_cls = (AsyncTIRGRPOConfig, AsyncTIRGRPOTrainer) if asynchronous else (TIRGRPOConfig,
+                                                                                            TIRGRPOTrainer)
+    args = _built("trainer", lambda: config_cls(**recipe["trainer"]))
     tokenizer = AutoTokenizer.from_pretrained(recipe["model"])
     ds = _built("data", lambda: build_dataset(recipe["data"], tokenizer))
     tool = _built("tool", lambda: build_tool(recipe.get("tool", {})))
     reward = _built("reward", lambda: build_reward(recipe.get("reward", {})))
-    return TIRGRPOTrainer(
+    return trainer_cls(
         model=recipe["model"], processing_class=tokenizer, args=args, train_dataset=ds,
         tool=tool, reward_funcs=[reward],
     )

@@ -303,15 +303,19 @@ class TIRGRPOTrainer(GRPOTrainer):
             gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
         )
 
-    def _generate_trajectories(self, prompts: list[Prompt], mode: str) -> list[Trajectory]:
-        # Seeds differ per step and process, and follow the run across a resume.
-        seed = (self.args.seed * 1_000_003 + self.state.global_step * 7919 + self.accelerator.process_index
+    def _rollout_sampling(self, step: int, mode: str) -> dict[str, Any]:
+        """The rollout's sampling settings for trainer step `step`; seeds differ per step and process, and
+        follow the run across a resume."""
+        seed = (self.args.seed * 1_000_003 + step * 7919 + self.accelerator.process_index
                 * 104_729 + (0 if mode == "train" else 13)) % (2**31 - 1)
-        sampling: dict[str, Any] = {
+        return {
             "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k or 0,
             "seed": seed if self.args.per_request_seeds else None,
             "max_new_tokens": self.max_completion_length,
         }
+
+    def _generate_trajectories(self, prompts: list[Prompt], mode: str) -> list[Trajectory]:
+        sampling = self._rollout_sampling(self.state.global_step, mode)
         policy = self._rollout
         with self._generation_context():
             if hasattr(policy, "generate_sync"):

@@ -199,9 +199,14 @@
   function renderBody(t, body) {
     const prompt = el("details", {}, el("summary", {}, "Prompt"), el("pre", { class: "prompt" }, t.prompt));
     body.appendChild(prompt);
+    const versioned = versionRange(t) !== null;
     t.parts.forEach((p, i) => {
       if (p.kind === "tool") renderToolText(p, body);
-      else renderModelText(p.text, i + 1 < t.parts.length && t.parts[i + 1].kind === "tool", body);
+      else {
+        const label = p.version === undefined ? "policy ?" : `policy v${p.version}`;
+        if (versioned) body.appendChild(el("div", { class: "version" }, label));
+        renderModelText(p.text, i + 1 < t.parts.length && t.parts[i + 1].kind === "tool", body);
+      }
     });
     if (!t.parts.length) body.appendChild(el("div", { class: "empty" }, "(empty completion)"));
     if (t.error) body.appendChild(el("pre", { class: "output failed", "data-label": "rollout error" }, t.error));
@@ -228,11 +233,21 @@
     }
     body.appendChild(el("details", { class: "cf-box", open: true }, el("summary", {}, "Counterfactual runs (re-generated from each call)"), table));
   }
+  // The policy versions that wrote the model turns (asynchronous training); null when none was recorded.
+  function versionRange(t) {
+    const vs = t.parts.filter(p => p.kind === "model" && typeof p.version === "number").map(p => p.version);
+    return vs.length ? [Math.min(...vs), Math.max(...vs)] : null;
+  }
   function verdict(t) {
     if (t.pred === null || t.pred === undefined) return "noanswer";
     if (t.correct === true) return "correct";
     if (t.correct === false) return "wrong";
     return "unknown";
+  }
+  function versionBadge(t) {
+    const r = versionRange(t);
+    if (r === null) return null;
+    return el("span", { class: "meta version-range" }, r[0] === r[1] ? `policy v${r[0]}` : `policy v${r[0]}\u2013v${r[1]}`);
   }
   function card(t, open) {
     const v = verdict(t);
@@ -243,6 +258,7 @@
       el("strong", {}, `${t.benchmark}${t.problem_id !== "" ? " / " + t.problem_id : ""}`),
       t.sample !== null && t.sample !== undefined ? el("span", { class: "meta" }, `sample ${t.sample}`) : null,
       t.step !== null && t.step !== undefined ? el("span", { class: "meta" }, `step ${t.step}`) : null,
+      versionBadge(t),
       el("span", { class: "answer" }, `answer: ${t.pred === null || t.pred === undefined ? "\u2014" : t.pred}` +
         (t.answer !== null && t.answer !== undefined ? `  (ref: ${t.answer})` : "")),
       t.reward !== null && t.reward !== undefined ? el("span", { class: "meta" }, `reward ${fmt(t.reward)}`) : null,

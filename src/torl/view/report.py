@@ -86,6 +86,8 @@ def trajectory_record(t: Trajectory, source: str, index: int, step: float | None
     parts = []
     for i, s in enumerate(t.segments):
         part: dict[str, Any] = {"kind": s.kind, "text": s.text}
+        if s.version is not None:  # the policy version that wrote it (asynchronous training)
+            part["version"] = s.version
         r = calls_by_segment.get(i)
         if r is not None:
             part.update(status=r.result.status, truncated=r.result.truncated, error=r.result.error)
