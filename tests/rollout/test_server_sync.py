@@ -5,23 +5,18 @@ resumes; and the asynchronous trainer trains through it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
+from tests.vllm_server import vllm_serve
 from torl.rollout import FolderWeightSync, HTTPBackend, TIRRollout, VersionedBackend
 
 from .conftest import TRANSCRIPTS, hf_token_logprobs, make_tool
-from .test_server import _free_port, _wait_healthy
 from .test_versioned import GatedTool
 
 pytestmark = pytest.mark.vllm
@@ -29,26 +24,9 @@ pytestmark = pytest.mark.vllm
 
 @pytest.fixture(scope="module")
 def server(tir_model_path):
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tir_model_path,
-        "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "tiny-tir", "--max-model-len", "1024",
-        "--dtype", "float32", "--enforce-eager", "--logprobs-mode", "processed_logprobs",
-        "--no-enable-chunked-prefill", "--max-num-batched-tokens", "2048",
-    ]
-    env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1",
-           "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            yield _wait_healthy(proc, log, port)
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+    with vllm_serve(tir_model_path, "tiny-tir", extra=("--no-enable-chunked-prefill",),
+                    env={"VLLM_SERVER_DEV_MODE": "1"}) as (url, _):
+        yield url
 
 
 def _model(path):

@@ -8,19 +8,15 @@ the weights still leave rank 0 through TRL's sync and reach the server, whose ev
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.vllm_server import vllm_serve
 
 pytestmark = pytest.mark.slow
 
@@ -69,74 +65,11 @@ def test_colocated_vllm_per_rank(tiny_model_path, tmp_path):
     _check_new_weights(_run("colocate", tiny_model_path, tmp_path))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _vllm_serve(model: str):
-    """`vllm serve` on a free port, with the dev endpoints (cache reset, collective_rpc) TRL's sync uses."""
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        model,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--served-model-name",
-        "tiny",
-        "--max-model-len",
-        "512",
-        "--dtype",
-        "float32",
-        "--enforce-eager",
-        "--logprobs-mode",
-        "processed_logprobs",
-        "--enable-prefix-caching",
-        "--max-num-batched-tokens",
-        "2048",
-    ]
-    env = {
-        **os.environ,
-        "VLLM_SERVER_DEV_MODE": "1",
-        "OMP_NUM_THREADS": "1",
-        "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-    }
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            deadline = time.time() + 400
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    pytest.fail(f"vllm serve exited with {proc.returncode}:\n{log.read()[-3000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                if time.time() > deadline:
-                    pytest.fail("vllm serve did not come up in 400 s")
-                time.sleep(1)
-            yield url
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-
-
 @pytest.mark.vllm
 def test_server_mode_every_rank_waits_for_the_push(tiny_model_path, tmp_path):
-    with _vllm_serve(tiny_model_path) as url:
+    # the dev endpoints (cache reset, collective_rpc) TRL's sync uses
+    with vllm_serve(tiny_model_path, "tiny", max_model_len=512,
+                    env={"VLLM_SERVER_DEV_MODE": "1", "OMP_NUM_THREADS": "1"}) as (url, _):
         ranks = _run("server", tiny_model_path, tmp_path, url)
     _check_new_weights(ranks)
     pushes = json.loads((tmp_path / "pushes.json").read_text())
