@@ -92,13 +92,17 @@ CHAT_TWO_TOOLS = Transcript(
     segments=[
         (
             "model",
-            '<tool_call>\n{"name": "python", "arguments": {"code": "print(6 * 7)"}}\n</tool_call>\n'
-            '<tool_call>\n{"name": "calculator", "arguments": {"code": "print(2 + 2)"}}\n</tool_call><|im_end|>',
+            (
+                '<tool_call>\n{"name": "python", "arguments": {"code": "print(6 * 7)"}}\n</tool_call>\n'
+                '<tool_call>\n{"name": "calculator", "arguments": {"code": "print(2 + 2)"}}\n</tool_call><|im_end|>'
+            ),
         ),
         (
             "tool",
-            "\n<|im_start|>user\n<tool_response>\n42\n</tool_response>\n<tool_response>\n4\n</tool_response>"
-            "<|im_end|>\n<|im_start|>assistant\n",
+            (
+                "\n<|im_start|>user\n<tool_response>\n42\n</tool_response>\n<tool_response>\n4\n"
+                "</tool_response><|im_end|>\n<|im_start|>assistant\n"
+            ),
         ),
         ("model", "The answer is \\boxed{46}.<|im_end|>"),
     ],

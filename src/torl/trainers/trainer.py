@@ -24,8 +24,8 @@ from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
 from torl.core import Prompt, RolloutPolicy, Tool, Trajectory, save_jsonl
-from torl.rollout.backends import select_cuda_device
 from torl.rewards.provenance import record_provenance
+from torl.rollout.backends import select_cuda_device
 from torl.rollout.engine import LoopThread
 from torl.trainers.config import TIRGRPOConfig
 from torl.trainers.metrics import trajectory_metrics
