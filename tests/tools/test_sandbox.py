@@ -296,3 +296,17 @@ async def test_default_warmup_runs_cleanly(sandbox):
     # The default warm-up exercises numpy and sympy as model cells do; on every backend's Python and
     # packages (the Docker image has Debian's) each snippet must run to its end.
     assert all(i["warmup_failed"] == 0 and i["warmup_s"] > 0 for i in sandbox.worker_info())
+
+
+async def test_a_cancelled_call_neither_poisons_nor_costs_a_worker(sandbox):
+    """A caller cancelled while its cell runs (a rollout stopped, a trainer closed): the worker finishes
+    that cell, and the next callers on it get their own answers, from the same worker."""
+    conns = [s.conn for s in sandbox._slots]  # the workers themselves (a container's pid is always 1)
+    slow = [asyncio.create_task(sandbox.execute("import time\ntime.sleep(0.6)\nprint('old')")) for _ in conns]
+    await asyncio.sleep(0.25)
+    for t in slow:
+        t.cancel()
+    await asyncio.gather(*slow, return_exceptions=True)
+    results = await asyncio.gather(*(sandbox.execute(f"print({i})") for i in range(2 * len(conns))))
+    assert [(r.status, r.output) for r in results] == [("ok", f"{i}\n") for i in range(2 * len(conns))]
+    assert [s.conn for s in sandbox._slots] == conns  # no worker was replaced

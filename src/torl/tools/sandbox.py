@@ -247,21 +247,33 @@ class WorkerConn(ABC):
         return ""
 
     async def request(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send `msg`, return its answer. Answers to earlier requests whose callers were cancelled (the
+        worker still ran them) are read and dropped first, each within `timeout`: a cancelled call
+        never hands its answer to the next caller nor costs the worker."""
+        want = msg.get("id")
         try:
             await self.send((json.dumps(msg) + "\n").encode())
-            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            while True:
+                reply = self._parse(await asyncio.wait_for(self.reader.readline(), timeout))
+                got = reply.get("id")
+                if want is None or got == want:
+                    return reply
+                if not (isinstance(got, int) and isinstance(want, int) and got < want):
+                    raise WorkerError("out-of-order answer from the sandbox worker")
         except TimeoutError:
             raise WorkerError(f"no answer from the sandbox worker within {timeout:.0f} s") from None
         except (OSError, ConnectionError) as e:
             raise WorkerError(f"lost the sandbox worker: {e}") from None
+
+    def _parse(self, line: bytes) -> dict[str, Any]:
         if not line:
             raise WorkerError(f"the sandbox worker exited{self._diag()}")
         try:
             reply = json.loads(line)
         except ValueError:
             raise WorkerError(f"garbled answer from the sandbox worker: {line[:200]!r}") from None
-        if msg.get("id") is not None and reply.get("id") != msg["id"]:
-            raise WorkerError("out-of-order answer from the sandbox worker")
+        if not isinstance(reply, dict):
+            raise WorkerError(f"garbled answer from the sandbox worker: {line[:200]!r}")
         return reply
 
     async def handshake(self, config: dict[str, Any], timeout: float) -> dict[str, Any]:
