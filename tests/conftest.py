@@ -3,8 +3,11 @@ CI=true, where a missing part is a failure (CI must run them for real)."""
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "VLLM_RPC_BASE_PATH" not in os.environ:  # vLLM's IPC sockets: those of killed engines go with the run
+    os.environ["VLLM_RPC_BASE_PATH"] = tempfile.mkdtemp(prefix="torl-tests-vllm-ipc-")
+    atexit.register(shutil.rmtree, os.environ["VLLM_RPC_BASE_PATH"], True)
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
