@@ -26,7 +26,7 @@ def eval_trajectories() -> list:
         ]
     )
     good.metadata.update(
-        benchmark="math500", problem_id="toy-1", sample=0, answer="413", pred="413"
+        benchmark="math500", problem_id="toy-1", sample=0, answer="413", pred="413", rule="integer"
     )
     good.reward_breakdown["correct"] = float(True)
     failed = solution("7", cells=2, failed=1)

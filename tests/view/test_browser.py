@@ -56,6 +56,7 @@ def test_eval_report_shows_cells_outputs_and_filters(browser, tmp_path):
     assert first.locator("pre.cell .com").inner_text() == "# the sum"  # highlighted
     assert first.locator("pre.output").first.inner_text() == "413"
     assert "\\boxed{413}" in first.inner_text() and "✓ correct" in first.inner_text()
+    assert "by integer" in first.locator("summary").first.inner_text()  # the rule that decided
     shot(page, tmp_path, "eval_report.png")
     assert page.locator("details.traj").count() == 50  # first page
     page.click("#more")

@@ -57,7 +57,9 @@ def test_eval_records_carry_cells_outputs_and_verdicts(tmp_path):
         1,
         0,
     )
+    assert first["rule"] == "integer"  # the answer rule that decided, to audit the verdict
     failed, truncated = data["trajectories"][1], data["trajectories"][2]
+    assert failed["rule"] is None
     assert failed["failed"] == 1 and failed["parts"][1]["status"] == "error"
     assert truncated["truncated"] == 1 and truncated["finish"] == "length" and truncated["pred"] is None
     assert data["charts"] == []  # no steps in eval output

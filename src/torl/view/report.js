@@ -261,6 +261,7 @@
       versionBadge(t),
       el("span", { class: "answer" }, `answer: ${t.pred === null || t.pred === undefined ? "\u2014" : t.pred}` +
         (t.answer !== null && t.answer !== undefined ? `  (ref: ${t.answer})` : "")),
+      t.rule ? el("span", { class: "meta", title: "the answer rule that decided the verdict" }, `by ${t.rule}`) : null,
       t.reward !== null && t.reward !== undefined ? el("span", { class: "meta" }, `reward ${fmt(t.reward)}`) : null,
       el("span", { class: "meta" }, `${t.calls} cell${t.calls === 1 ? "" : "s"} \u00b7 ${t.tokens} tokens \u00b7 ${t.finish}`),
       t.failed ? el("span", { class: "badge error" }, `${t.failed} code error${t.failed === 1 ? "" : "s"}`) : null,

@@ -106,6 +106,7 @@ def trajectory_record(t: Trajectory, source: str, index: int, step: float | None
         "parts": parts,
         "answer": None if m.get("answer") is None else str(m.get("answer")),
         "pred": _pred(t),
+        "rule": None if m.get("rule") is None else str(m.get("rule")),
         "correct": _correct(t),
         "reward": _finite(t.reward),
         "finish": t.finish_reason,
