@@ -27,27 +27,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 from torl.core import Tool, ToolCall, ToolResult
+from torl.testing import WrappingTool
 
 
-class SleepyCells(Tool):
+class SleepyCells(WrappingTool):
     """The local sandbox, each cell preceded by a real `time.sleep` of 0.5-2 s (seeded)."""
 
-    name = "python"
-
     def __init__(self, inner: Tool, seed: int = 0, lo: float = 0.5, hi: float = 2.0) -> None:
-        self.inner, self.rng, self.lo, self.hi = inner, random.Random(seed), lo, hi
-
-    async def setup(self) -> None:
-        await self.inner.start()
-
-    async def teardown(self) -> None:
-        await self.inner.close()
-
-    async def open_session(self):
-        return await self.inner.open_session()
-
-    async def close_session(self, session) -> None:
-        await self.inner.close_session(session)
+        super().__init__(inner)
+        self.rng, self.lo, self.hi = random.Random(seed), lo, hi
 
     async def run(self, call: ToolCall) -> ToolResult:
         pause = self.rng.uniform(self.lo, self.hi)

@@ -7,30 +7,17 @@ import pytest
 
 from torl.core import Tool, ToolCall, ToolResult
 from torl.rollout import TIRRollout, TransformersBackend
+from torl.testing import WrappingTool
 
 from .conftest import TRANSCRIPTS, RecordingBackend, make_tool
 
 
-class CountingTool(Tool):
+class CountingTool(WrappingTool):
     """The real sandbox, with every call it runs written down as (code, session)."""
 
-    name = "python"
-
     def __init__(self, inner: Tool) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.runs: list[tuple[str, str | None]] = []
-
-    async def setup(self) -> None:
-        await self.inner.start()
-
-    async def teardown(self) -> None:
-        await self.inner.close()
-
-    async def open_session(self) -> str | None:
-        return await self.inner.open_session()
-
-    async def close_session(self, session: str | None) -> None:
-        await self.inner.close_session(session)
 
     async def run(self, call: ToolCall) -> ToolResult:
         self.runs.append((call.code, call.session))

@@ -7,30 +7,17 @@ import asyncio
 
 import pytest
 
-from torl.core import Tool, ToolCall, ToolResult
+from torl.core import ToolCall, ToolResult
+from torl.testing import WrappingTool
 from torl.tools import CachedTool, LocalSandbox, ToolCache, is_cacheable
 
 
-class Counting(Tool):
+class Counting(WrappingTool):
     """The real local sandbox, counting what it runs."""
 
-    name = "python"
-
     def __init__(self) -> None:
-        self.inner = LocalSandbox(timeout_s=3, workers=2, preload=())
+        super().__init__(LocalSandbox(timeout_s=3, workers=2, preload=()))
         self.ran: list[str] = []
-
-    async def setup(self) -> None:
-        await self.inner.start()
-
-    async def teardown(self) -> None:
-        await self.inner.close()
-
-    async def open_session(self):
-        return await self.inner.open_session()
-
-    async def close_session(self, session):
-        await self.inner.close_session(session)
 
     async def run(self, call: ToolCall) -> ToolResult:
         self.ran.append(call.code)
