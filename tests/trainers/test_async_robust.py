@@ -210,22 +210,12 @@ def test_resume_regenerates_the_queue_under_the_restored_weights(tir_model_path,
 
 def test_a_recipe_with_max_staleness_trains_asynchronously(tir_model_path, tmp_path, monkeypatch):
     """`torl train` on the ZERO-TIR recipe with `trainer.max_staleness` set: AReaL's asynchronous mode."""
-    import json
-    from pathlib import Path
-
+    from tests.trainers.test_recipes import RECIPES, tiny_recipe_args
     from torl.cli import main as torl_main
     from torl.core import load_jsonl
 
-    recipes = Path(__file__).resolve().parents[2] / "examples" / "recipes"
     monkeypatch.setenv("TORL_DATA_DIR", str(tmp_path))  # the recipe names its data under it (overridden below)
-    data = tmp_path / "train.jsonl"
-    data.write_text("\n".join(json.dumps({"problem": q, "answer": a}) for q, a in
-                              [("What is 12 * 34 + 5?", "413"), ("What is 7 * 8?", "56")]) + "\n")
-    tiny = [f"model={tir_model_path}", f"data.train={data}", "tool.sandbox=local", "tool.workers=1",
-            f"trainer.output_dir={tmp_path / 'run'}", "trainer.use_vllm=false", "trainer.bf16=false",
-            "trainer.use_cpu=true", "trainer.per_device_train_batch_size=4", "trainer.num_generations=2",
-            "trainer.gradient_accumulation_steps=1", "trainer.max_steps=2", "trainer.max_completion_length=48",
-            "trainer.gradient_checkpointing=false", "trainer.save_trajectories_steps=1", "trainer.max_staleness=1"]
-    assert torl_main(["train", str(recipes / "zero_tir_1.5b.yaml"), "--set", *tiny]) == 0
+    tiny = tiny_recipe_args(tir_model_path, tmp_path, "trainer.max_staleness=1", steps=2)
+    assert torl_main(["train", str(RECIPES / "zero_tir_1.5b.yaml"), "--set", *tiny]) == 0
     saved = load_jsonl(tmp_path / "run" / "trajectories" / "step_000001.jsonl")
     assert saved and all(t.versions and t.metadata["staleness"] <= 1 for t in saved)

@@ -14,6 +14,20 @@ from torl.core import ToolCall, ToolResult
 RECIPES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
 
 
+def tiny_recipe_args(model: str, tmp_path: Path, *extra: str, steps: int = 1) -> list[str]:
+    """`--set` overrides that run a recipe for `steps` steps on the tiny model, two problems written to
+    `tmp_path/train.jsonl`, output in `tmp_path/run`, on CPU without vLLM."""
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps({"problem": q, "answer": a}) for q, a in
+                              [("What is 12 * 34 + 5?", "413"), ("What is 7 * 8?", "56")]) + "\n")
+    return [f"model={model}", f"data.train={data}", "tool.sandbox=local", "tool.workers=1",
+            f"trainer.output_dir={tmp_path / 'run'}", "trainer.use_vllm=false", "trainer.bf16=false",
+            "trainer.use_cpu=true", "trainer.per_device_train_batch_size=4", "trainer.num_generations=2",
+            "trainer.gradient_accumulation_steps=1", f"trainer.max_steps={steps}",
+            "trainer.max_completion_length=48", "trainer.gradient_checkpointing=false",
+            "trainer.save_trajectories_steps=1", *extra]
+
+
 def _module(name):
     return load_example("recipes", name)
 
@@ -140,14 +154,7 @@ def test_zero_tir_format():
 @pytest.mark.parametrize("recipe", ["torl_1.5b", "zero_tir_1.5b"])
 def test_recipe_runs_one_step_on_the_tiny_model(train, recipe, tir_model_path, tmp_path):
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    data = tmp_path / "train.jsonl"
-    data.write_text("\n".join(json.dumps({"problem": q, "answer": a}) for q, a in
-                              [("What is 12 * 34 + 5?", "413"), ("What is 7 * 8?", "56")]) + "\n")
-    tiny = [f"model={tir_model_path}", f"data.train={data}", "tool.sandbox=local", "tool.workers=1",
-            f"trainer.output_dir={tmp_path / 'run'}", "trainer.use_vllm=false", "trainer.bf16=false",
-            "trainer.use_cpu=true", "trainer.per_device_train_batch_size=4", "trainer.num_generations=2",
-            "trainer.gradient_accumulation_steps=1", "trainer.max_steps=1", "trainer.max_completion_length=48",
-            "trainer.gradient_checkpointing=false", "trainer.save_trajectories_steps=1"]
+    tiny = tiny_recipe_args(tir_model_path, tmp_path)
     if recipe == "torl_1.5b":  # through the example script
         trainer = train.main(["--config", str(RECIPES / f"{recipe}.yaml"), "--set", *tiny])
         assert trainer.state.global_step == 1
