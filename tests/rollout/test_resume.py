@@ -83,6 +83,17 @@ async def test_only_the_suffix_is_generated_and_the_prefix_is_kept(backend, tool
     assert [c for c, _ in tool.runs[runs:]] == [t.tool_calls[1].call.code]
 
 
+async def test_the_resumed_output_is_cut_to_the_total_budget(backend, tool):
+    """The new observation obeys every budget a normal rollout obeys, `max_total_tokens` included."""
+    eng = _engine(backend, tool)
+    (t,) = await eng.generate([TRANSCRIPTS["torl"].prompt], temperature=0.0)
+    start = t.segments[1].start
+    eng.max_total_tokens = len(t.prompt_ids) + start + 2
+    r = await eng.resume(t, 0, ToolResult(output="123456789 987654321\n"), temperature=0.0)
+    assert (r.segments[1].kind, r.segments[1].end - r.segments[1].start) == ("tool", 2)
+    assert r.finish_reason == "length" and len(r.completion_ids) == start + 2
+
+
 async def test_later_calls_get_the_disabled_result_and_run_nothing(backend, tool):
     eng = _engine(backend, tool, calls=3)
     (t,) = await eng.generate([TRANSCRIPTS["torl"].prompt], temperature=0.0)

@@ -295,17 +295,7 @@ class TIRRollout:
             st.tool_off = later_result
             try:
                 env_text = self.format.render(segs[seg_i - 1].text, [r.call for r in same_turn], results)
-                env_ids = self.format.encode_env(env_text, self.tokenizer)
-                room = budget - start
-                if self.backend.max_model_len:
-                    room = min(room, self.backend.max_model_len - len(st.prompt_ids) - start)
-                cut = len(env_ids) > room
-                if cut:
-                    env_ids = env_ids[: max(room, 0)]
-                    env_text = self.tokenizer.decode(env_ids, skip_special_tokens=False)
-                seg = st.add(
-                    Segment(kind="tool", text=env_text, start=0, end=0), env_ids, [0.0] * len(env_ids), 0
-                )
+                seg, cut = self._add_env(st, env_text, budget)
                 st.records += [
                     r.model_copy(update={"result": res, "output_segment": seg})
                     for r, res in zip(same_turn, results, strict=True)
@@ -464,15 +454,7 @@ class TIRRollout:
                 spent = [ToolResult(output=BUDGET_SPENT_MESSAGE) for _ in extra]
                 env_text = fmt.render(text, calls, results + spent)
                 calls = run
-            env_ids = fmt.encode_env(env_text, tok)
-            room = self._room(st, budget)
-            cut = len(env_ids) > room
-            if cut:
-                env_ids = env_ids[: max(room, 0)]
-                env_text = tok.decode(env_ids, skip_special_tokens=False)
-            seg_index = st.add(
-                Segment(kind="tool", text=env_text, start=0, end=0), env_ids, [0.0] * len(env_ids), 0
-            )
+            seg_index, cut = self._add_env(st, env_text, budget)
             for c, r in zip(calls, results or []):
                 st.records.append(ToolCallRecord(call=c, result=r, turn=turn, output_segment=seg_index))
             if cut:
@@ -484,6 +466,17 @@ class TIRRollout:
         if not (self.max_turn_tokens and self.max_total_tokens):
             return False
         return self.max_total_tokens - len(st.prompt_ids) - len(st.completion) < self.max_turn_tokens
+
+    def _add_env(self, st: _State, env_text: str, budget: int) -> tuple[int, bool]:
+        """Append the tool output as a segment, cut to the room left: its index, and whether it was cut."""
+        env_ids = self.format.encode_env(env_text, self.tokenizer)
+        room = self._room(st, budget)
+        cut = len(env_ids) > room
+        if cut:
+            env_ids = env_ids[: max(room, 0)]
+            env_text = self.tokenizer.decode(env_ids, skip_special_tokens=False)
+        seg = st.add(Segment(kind="tool", text=env_text, start=0, end=0), env_ids, [0.0] * len(env_ids), 0)
+        return seg, cut
 
     def _room(self, st: _State, budget: int) -> int:
         """Tokens the trajectory may still add: completion budget, total budget, model length."""
