@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from torl.errors import SandboxUnavailableError
 from torl.tools import DockerSandbox, default_sandbox, docker_available
 from torl.tools.docker_sandbox import DEFAULT_IMAGE, LABEL
 
@@ -87,7 +88,7 @@ async def test_docker_host_is_honoured(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
     problem = docker_available()
     assert problem and "Docker engine" in problem
-    with pytest.raises(RuntimeError, match="DockerSandbox unavailable"):
+    with pytest.raises(SandboxUnavailableError, match="DockerSandbox unavailable"):  # a RuntimeError too
         async with DockerSandbox(workers=1):
             pass
     monkeypatch.setenv("DOCKER_HOST", orig or "unix:///var/run/docker.sock")

