@@ -116,21 +116,26 @@ def _key(t: Trajectory) -> tuple[str, str]:
 def _swaps(pool: Sequence[Trajectory]) -> Callable[[Trajectory, int], ToolResult | None]:
     """Another problem's output for a call: one of the other problems' first good outputs (same benchmark
     first), picked by rotation from the trajectory's place in `pool`, so a run is reproducible."""
-    outputs: list[tuple[tuple[str, str], ToolResult]] = []
+    outputs: list[tuple[tuple[str, str], str, ToolResult]] = []  # (problem key, stripped output, result)
+    by_benchmark: dict[str, list[tuple[tuple[str, str], str, ToolResult]]] = {}
     for t in pool:
         for r in t.tool_calls:
-            if r.result.ok and r.result.output.strip():
-                outputs.append((_key(t), r.result))
+            if r.result.ok and (text := r.result.output.strip()):
+                outputs.append((_key(t), text, r.result))
+                by_benchmark.setdefault(outputs[-1][0][0], []).append(outputs[-1])
                 break
     position = {id(t): i for i, t in enumerate(pool)}
 
     def pick(t: Trajectory, call: int) -> ToolResult | None:
-        own = t.tool_calls[call].result.output.strip()
-        cands = [(k, r) for k, r in outputs if k != _key(t) and r.output.strip() != own]
-        cands = [c for c in cands if c[0][0] == _key(t)[0]] or cands
+        own, mine = t.tool_calls[call].result.output.strip(), _key(t)
+
+        def others(items: list[tuple[tuple[str, str], str, ToolResult]]) -> list[ToolResult]:
+            return [r for k, text, r in items if k != mine and text != own]
+
+        cands = others(by_benchmark.get(mine[0], [])) or others(outputs)
         if not cands:
             return None
-        return cands[(position.get(id(t), 0) + call) % len(cands)][1].model_copy(update={"duration_s": 0.0})
+        return cands[(position.get(id(t), 0) + call) % len(cands)].model_copy(update={"duration_s": 0.0})
 
     return pick
 
