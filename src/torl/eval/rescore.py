@@ -398,8 +398,3 @@ def format_rescore(report: RescoreReport) -> str:
         for r in [head, *rows]
     ]
     return "\n".join(lines)
-
-
-def scorer_help() -> str:
-    """One line per named scorer."""
-    return "\n".join(f"  {k:<14} {d}" for k, (_, d) in SCORERS.items())

@@ -20,7 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from torl.core import Trajectory
@@ -44,7 +44,6 @@ class _Group:
     task: asyncio.Task | None = None
     trajectories: list[Trajectory] | None = None
     error: BaseException | None = None
-    fed_at: float = field(default_factory=time.perf_counter)
 
     def oldest(self) -> int | None:
         vs = [v for t in self.trajectories or [] if (v := t.oldest_version) is not None]
@@ -130,10 +129,6 @@ class RunAhead:
         """Cancel every rollout in flight and forget the queue (safe to call twice)."""
         if not self._stopped:
             self._call(self._stop())
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
 
     def _call(self, coro) -> Any:
         return self.rollout._run(coro)

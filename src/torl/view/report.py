@@ -46,10 +46,6 @@ def _pred(t: Trajectory) -> str | None:
         return None
 
 
-def _correct(t: Trajectory) -> bool | None:
-    return t.correct
-
-
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
@@ -107,7 +103,7 @@ def trajectory_record(t: Trajectory, source: str, index: int, step: float | None
         "answer": None if m.get("answer") is None else str(m.get("answer")),
         "pred": _pred(t),
         "rule": None if m.get("rule") is None else str(m.get("rule")),
-        "correct": _correct(t),
+        "correct": t.correct,
         "reward": _finite(t.reward),
         "finish": t.finish_reason,
         "error": t.error,
@@ -365,7 +361,7 @@ class _StepStats:
         if t.reward is not None and math.isfinite(t.reward):
             r["reward_sum"] += t.reward
             r["reward_n"] += 1
-        c = _correct(t)
+        c = t.correct
         if c is not None:
             r["correct_sum"] += c
             r["correct_n"] += 1

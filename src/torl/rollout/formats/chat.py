@@ -50,10 +50,6 @@ class ChatToolFormat(TIRFormat):
         self.tools = [PYTHON_TOOL_SCHEMA] if tools is None else tools
         self.end_of_turn = end_of_turn
 
-    def prompt(self, problem: str) -> Prompt:
-        """One user message (the chat template renders it, with the tools' schemas)."""
-        return [{"role": "user", "content": problem}]
-
     def bind(self, tokenizer: Any, tools: Sequence[Any] = ()) -> None:
         """Also takes the engine's tools' schemas for the chat template, unless `tools=` was given."""
         super().bind(tokenizer, tools)
