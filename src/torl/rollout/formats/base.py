@@ -56,6 +56,11 @@ def torl_observation(
         text = result.output.strip()
     if not text:
         text = empty_message
+    return cut_middle(text, max_chars)
+
+
+def cut_middle(text: str, max_chars: int) -> str:
+    """ToRL's cut: text of `max_chars` characters or more becomes its two halves around "..."."""
     if len(text) >= max_chars:
         half = max_chars // 2
         text = text[:half] + "..." + text[-half:]
@@ -174,6 +179,10 @@ class TIRFormat(ABC):
     def observation(self, result: ToolResult) -> str:
         """The text one tool result is shown as (ToRL's rules by default: see `torl_observation`)."""
         return torl_observation(result, empty_message=self.empty_message, max_chars=self.max_chars)
+
+    def observations(self, results: Sequence[ToolResult]) -> str:
+        """The observations of one turn's results, a line each."""
+        return "\n".join(self.observation(r) for r in results)
 
     def strip_env(self, text: str) -> str:
         """A rendered transcript without what the environment added (tool output blocks; an unclosed one,

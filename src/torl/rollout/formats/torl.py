@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from torl.core import ToolCall, ToolResult
-from torl.rollout.formats.base import NoCall, TIRFormat, split_output, strip_fenced_code
+from torl.rollout.formats.base import NoCall, TIRFormat, cut_middle, split_output, strip_fenced_code
 
 TORL_PROMPT_TEMPLATE = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it.\n"
@@ -67,11 +67,7 @@ def torl_exact_observation(result: ToolResult, max_chars: int = 256) -> tuple[st
         text = text.strip().split("\n")[-1]
     if not text.strip():
         text = TORL_TIMEOUT_TEXT
-    text = text.strip()
-    if len(text) >= max_chars:
-        half = max_chars // 2
-        text = text[:half] + "..." + text[-half:]
-    return text, passed
+    return cut_middle(text.strip(), max_chars), passed
 
 
 class ToRLFormat(TIRFormat):
@@ -125,7 +121,7 @@ class ToRLFormat(TIRFormat):
         return "spend" if self.exact and stopped else "end"
 
     def render(self, text: str, calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> str:
-        obs = "\n".join(self.observation(r) for r in results)
+        obs = self.observations(results)
         return ("" if text.endswith("\n") else "\n") + obs + "\n```\n"
 
     def __repr__(self) -> str:

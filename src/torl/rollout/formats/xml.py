@@ -47,5 +47,5 @@ class XMLFormat(TIRFormat):
         return [ToolCall(code=code + "\n")]
 
     def render(self, text: str, calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> str:
-        obs = "\n".join(self.observation(r) for r in results)
+        obs = self.observations(results)
         return ("" if text.endswith("\n") else "\n") + "<interpreter>\n" + obs + "\n</interpreter>\n"

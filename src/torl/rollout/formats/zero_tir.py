@@ -183,7 +183,7 @@ class ZeroTIRFormat(TIRFormat):
     def render(self, text: str, calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> str:
         if self.exact:
             return "".join(areal_output(r, self.timeout_s) for r in results)
-        return "```output\n" + "\n".join(self.observation(r) for r in results) + "\n```\n"
+        return "```output\n" + self.observations(results) + "\n```\n"
 
     def __repr__(self) -> str:
         return "ZeroTIRFormat(exact=True)" if self.exact else "ZeroTIRFormat()"
