@@ -396,6 +396,19 @@ def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, va
         pass
 
 
+def server_url(url: str) -> str:
+    """A vLLM server's base URL as torl calls it: no trailing "/" nor "/v1"."""
+    return url.rstrip("/").removesuffix("/v1")
+
+
+def server_urls(base_urls: str | Sequence[str], who: str) -> list[str]:
+    """One base URL or several, normalised (`server_url`); at least one."""
+    urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+    if not urls:
+        raise ValueError(f"{who} needs at least one base URL")
+    return [server_url(u) for u in urls]
+
+
 class HTTPBackend:
     """vLLM servers (`vllm serve`) over HTTP: `/v1/completions` with token ids in and out.
 
@@ -416,10 +429,7 @@ class HTTPBackend:
         timeout_s: float = 600.0,
         max_connections: int = 256,
     ) -> None:
-        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
-        if not urls:
-            raise ValueError("HTTPBackend needs at least one base URL")
-        self.base_urls = [u.rstrip("/").removesuffix("/v1") for u in urls]
+        self.base_urls = server_urls(base_urls, "HTTPBackend")
         self.model = model
         self.tokenizer = tokenizer
         self.max_model_len = max_model_len

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from torl.rollout.backends import server_urls
+
 __all__ = ["FolderWeightSync", "reload_async_llm"]
 
 
@@ -50,10 +52,7 @@ class FolderWeightSync:
 
     def __init__(self, base_urls: str | Sequence[str], *, folder: str | Path | None = None,
                  timeout_s: float = 600.0) -> None:
-        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
-        if not urls:
-            raise ValueError("FolderWeightSync needs at least one base URL")
-        self.base_urls = [u.rstrip("/").removesuffix("/v1") for u in urls]
+        self.base_urls = server_urls(base_urls, "FolderWeightSync")
         self.timeout_s = timeout_s
         self._own_folder = folder is None
         self.folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="torl-weights-"))

@@ -25,6 +25,8 @@ import torch
 from trl.distributed import DistributedBackend
 from trl.generation.vllm_generation import VLLMGeneration
 
+from torl.rollout.backends import server_url
+
 __all__ = ["FullWeightsCopy", "ParamSource", "ServerWeightSync"]
 
 logger = logging.getLogger(__name__)
@@ -88,10 +90,6 @@ class FullWeightsCopy:
         self.refreshes += 1
 
 
-def _norm_url(url: str) -> str:
-    return url.rstrip("/").removesuffix("/v1")
-
-
 class ServerWeightSync:
     """Installed as `vllm_generation.sync_weights` in server mode (TRL calls it before each step's rollouts).
 
@@ -125,8 +123,8 @@ class ServerWeightSync:
         self.reset_retries = reset_retries
         self.retry_wait_s = retry_wait_s
         self._push = vg.sync_weights
-        self.primary = _norm_url(vg.server_base_url or f"http://{vg.server_host}:{vg.server_port}")
-        urls = list(dict.fromkeys(_norm_url(u) for u in base_urls)) or [self.primary]
+        self.primary = server_url(vg.server_base_url or f"http://{vg.server_host}:{vg.server_port}")
+        urls = list(dict.fromkeys(server_url(u) for u in base_urls)) or [self.primary]
         if self.primary not in urls:
             logger.warning(
                 "TRL pushes weights to %s, which the rollout engine does not use (it uses %s); those "
