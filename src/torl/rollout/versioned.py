@@ -84,7 +84,7 @@ class VersionedBackend:
         self.drain_timeout_s = drain_timeout_s
         self._version = version
         self._gate: asyncio.Event | None = None
-        self._running: dict[asyncio.Task, int] = {}
+        self._running: set[asyncio.Task] = set()
         self._aborting: set[asyncio.Task] = set()
         self._paused_at: float | None = None
         self._stats = SyncStats()
@@ -135,17 +135,17 @@ class VersionedBackend:
             await gate.wait()
             version = self._version
             task = asyncio.ensure_future(self.backend.generate(request))
-            self._running[task] = version
+            self._running.add(task)
             try:
                 await asyncio.wait({task})
             except asyncio.CancelledError:  # the trajectory itself was cancelled
                 task.cancel()
                 raise
             finally:
-                self._running.pop(task, None)
+                self._running.discard(task)
             aborted = task in self._aborting
             self._aborting.discard(task)
-            if aborted and (task.cancelled() or _aborted_output(task)):
+            if aborted and _was_aborted(task):
                 self.aborted_turns += 1
                 continue  # from the same turn boundary, once the new weights are in
             out = task.result()  # a backend error or a foreign cancellation propagates
@@ -174,7 +174,7 @@ class VersionedBackend:
                                self.drain_timeout_s)
                 self._abort(list(late))
                 await asyncio.wait(late)
-        stats.aborted_turns = sum(1 for t in running if t.cancelled() or _aborted_output(t))
+        stats.aborted_turns = sum(1 for t in running if _was_aborted(t))
         stats.finished_turns = len(running) - stats.aborted_turns
         quiesce = getattr(self.backend, "quiesce", None)
         if quiesce is not None:
@@ -217,8 +217,9 @@ class VersionedBackend:
         await self.backend.close()
 
 
-def _aborted_output(task: asyncio.Task) -> bool:
-    """The backend ended the turn itself with finish reason "abort" (e.g. an engine-side abort)."""
-    if task.cancelled() or task.exception() is not None:
-        return False
-    return task.result().finish_reason == "abort"
+def _was_aborted(task: asyncio.Task) -> bool:
+    """The turn was cancelled, or the backend ended it itself with finish reason "abort" (an engine-side
+    abort)."""
+    if task.cancelled():
+        return True
+    return task.exception() is None and task.result().finish_reason == "abort"
