@@ -590,11 +590,10 @@ class Worker:
     def _wait(self, pid, ctrl, out_r, limits):
         """Collect output until the cell reports, or its process ends, or time runs out.
 
-        Returns (collector, report, wait status or None, timed out?, duration). A report that is
+        Returns (collector, report, wait status or None, timed out?). A report that is
         not a well-formed line (the cell wrote to our socket) kills the cell."""
         col = _Collector(limits["max_output"])
-        start = time.monotonic()
-        deadline = start + limits["timeout_s"]
+        deadline = time.monotonic() + limits["timeout_s"]
         report, died, timed_out, buf = None, None, False, b""
         try:
             pidfd = os.pidfd_open(pid)
@@ -652,12 +651,11 @@ class Worker:
                     got, st = pid, 0
                 if got:
                     died = st
-        duration = time.monotonic() - start
         if pidfd is not None:
             os.close(pidfd)
         if timed_out:
             self._kill(pid)
-        return col, report, died, timed_out, duration
+        return col, report, died, timed_out
 
     @staticmethod
     def _waitpid(pid, timeout):
@@ -716,9 +714,9 @@ class Worker:
                 break
             col.add(data)
 
-    def _result(self, col, report, died, timed_out, duration, limits, oom_before):
+    def _result(self, col, report, died, timed_out, limits, oom_before):
         output, truncated = col.text()
-        res = {"output": output, "truncated": truncated, "duration_s": duration}
+        res = {"output": output, "truncated": truncated}
         if timed_out:
             res.update(
                 status="timeout", error="wall-clock limit ({:g} s) exceeded".format(limits["timeout_s"])
@@ -753,7 +751,7 @@ class Worker:
             ctrl.sendall(b"%08d" % len(body) + body)
         except OSError:  # it died or stopped: `_wait` says how
             pass
-        col, report, died, timed_out, duration = self._wait(pid, ctrl, out_r, limits)
+        col, report, died, timed_out = self._wait(pid, ctrl, out_r, limits)
         if report is not None and not timed_out:
             # The cell is done and all it wrote before reporting is in the pipe: answer now, and end
             # what it left (its exit, escaped processes, files) before reading the next request.
@@ -761,7 +759,7 @@ class Worker:
             self.pending = lambda: self._finish(pid, died, out_r, ctrl, None)
         else:
             died = self._finish(pid, died, out_r, ctrl, col)
-        return self._result(col, report, died, timed_out, duration, limits, oom_before)
+        return self._result(col, report, died, timed_out, limits, oom_before)
 
     # -- the next cell's process, forked ahead -------------------------------------------------
     def fork_spare(self):
@@ -907,7 +905,7 @@ class Worker:
             self.close(sid)
             return ended
         os.close(out_w)
-        col, report, died, timed_out, duration = self._wait(pid, ctrl, out_r, limits)
+        col, report, died, timed_out = self._wait(pid, ctrl, out_r, limits)
         lost = report is None or died is not None
         if lost:
             self._kill(pid)
@@ -916,7 +914,7 @@ class Worker:
         self._sweep(self._session_pids(), cell_sid=pid)
         self._drain(out_r, col)
         os.close(out_r)
-        res = self._result(col, report, died, timed_out, duration, limits, oom_before)
+        res = self._result(col, report, died, timed_out, limits, oom_before)
         if lost:
             self.close(sid)
             res["error"] = "{}; the session ended and its state is lost".format(res["error"])

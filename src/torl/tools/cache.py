@@ -176,16 +176,18 @@ class ToolCache:
             self._store.move_to_end(key)
         return r
 
-    def put(self, key: str, result: ToolResult, *, code: str = "") -> None:
-        """Keep `result` under `key` (results of a limit or a sandbox failure are not kept)."""
+    def put(self, key: str, result: ToolResult, *, code: str = "") -> bool:
+        """Keep `result` under `key` (results of a limit or a sandbox failure are not kept); whether it was
+        added."""
         if result.status not in _KEPT or key in self._store:
-            return
+            return False
         result = result.model_copy(update={"cached": False})
         self._remember(key, result)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps({"key": key, "code": code, "result": result.model_dump()}) + "\n")
+        return True
 
     def _remember(self, key: str, result: ToolResult) -> None:
         self._store[key] = result
@@ -210,9 +212,7 @@ class ToolCache:
                 if not cacheable(r.call.code):
                     break  # the rest of the session depends on it
                 key = cell_key(tool, r.call.code, history if stateful else (), r.call.arguments)
-                if key not in self._store and r.result.status in _KEPT:
-                    self.put(key, r.result, code=r.call.code)
-                    added += 1
+                added += self.put(key, r.result, code=r.call.code)
                 if stateful:
                     history.append(r.call.code)
         return added
