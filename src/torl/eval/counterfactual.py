@@ -26,6 +26,7 @@ from typing import Any
 
 from torl.core import ToolResult, Trajectory
 from torl.errors import ConfigError
+from torl.eval.table import align
 
 __all__ = [
     "COUNTERFACTUAL_KINDS",
@@ -374,9 +375,4 @@ def format_counterfactual(summary: dict[str, Any], label: str = "Benchmark") -> 
                 share,
             ]
         )
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-
-    def line(r: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-
-    return "\n".join([line(head), *(line(r) for r in rows)])
+    return align(head, rows)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from torl.core import Segment, Trajectory, load_jsonl, save_jsonl
 from torl.errors import UserError
+from torl.eval.table import align
 from torl.rewards.provenance import record_provenance
 
 __all__ = [
@@ -392,9 +393,4 @@ def format_rescore(report: RescoreReport) -> str:
         if report.format:
             cells.append(str(r.text_changed))
         rows.append(cells)
-    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
-    lines = [
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-        for r in [head, *rows]
-    ]
-    return "\n".join(lines)
+    return align(head, rows)

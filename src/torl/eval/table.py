@@ -131,9 +131,17 @@ def format_details(summary: Mapping[str, Any]) -> str:
         if cf:
             r = (s.get("counterfactual") or {}).get("reliance")
             rows[-1].append("-" if r is None else f"{100 * r:.1f}%")
+    return align(head, rows)
+
+
+def align(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned, two spaces apart."""
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    return "\n".join([fmt(head), *(fmt(r) for r in rows)])
+
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    return "\n".join([line(head), *(line(r) for r in rows)])
 
 
 def problem_sets(problems: Sequence[Problem], sources: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
