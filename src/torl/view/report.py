@@ -53,14 +53,13 @@ def _finite(x: float | None) -> float | None:
 def _provenance(t: Trajectory) -> dict[str, Any] | None:
     if not t.tool_calls:
         return None
-    from torl.rewards.provenance import recorded_provenance
+    from torl.rewards.provenance import FLAGS, recorded_provenance
 
     try:
         p = recorded_provenance(t)
     except Exception:  # noqa: BLE001 - a check that fails shows as no flags, never breaks the page
         return None
-    return {"copied": p.copied, "boxed_by_code": p.boxed_by_code, "hardcoded": p.hardcoded,
-            "repeated_cells": p.repeated_cells, "echo_calls": p.echo_calls}
+    return {k: getattr(p, k) for k in FLAGS}
 
 
 def _counterfactual(t: Trajectory) -> list[dict[str, Any]] | None:
@@ -76,8 +75,20 @@ def _group_of(t: Trajectory, source: str) -> str:
     return str(m.get("size") or m.get("benchmark") or m.get("source") or source)
 
 
-def trajectory_record(t: Trajectory, source: str, index: int, step: float | None = None) -> dict[str, Any]:
-    """What the page shows of one trajectory (plain JSON)."""
+def _verdicts(t: Trajectory) -> tuple[dict[str, Any] | None, bool | None, bool | None]:
+    """Its provenance flags, and whether it relies on and follows the tool (each may be unknown)."""
+    return _provenance(t), _relies(t), _follows(t)
+
+
+def trajectory_record(
+    t: Trajectory,
+    source: str,
+    index: int,
+    step: float | None = None,
+    verdicts: tuple[dict[str, Any] | None, bool | None, bool | None] | None = None,
+) -> dict[str, Any]:
+    """What the page shows of one trajectory (plain JSON); `verdicts`: `_verdicts(t)` if already known."""
+    prov, relies, follows = verdicts or _verdicts(t)
     calls_by_segment = {r.output_segment: r for r in t.tool_calls if r.output_segment is not None}
     parts = []
     for i, s in enumerate(t.segments):
@@ -113,10 +124,10 @@ def trajectory_record(t: Trajectory, source: str, index: int, step: float | None
         "cached": sum(1 for r in t.tool_calls if r.result.cached),
         "tokens": len(t.completion_ids),
         "group": _group_of(t, source),
-        "prov": _provenance(t),
+        "prov": prov,
         "cf": _counterfactual(t),
-        "relies": _relies(t),
-        "follows": _follows(t),
+        "relies": relies,
+        "follows": follows,
     }
 
 
@@ -138,12 +149,12 @@ class _SourceStats:
     def __init__(self) -> None:
         self.rows: list[tuple[str, bool | None, int, int, bool | None, bool | None, bool, bool | None]] = []
 
-    def add(self, t: Trajectory, source: str) -> None:
-        prov = _provenance(t)
+    def add(self, t: Trajectory, source: str, verdicts: tuple) -> None:
+        prov, relies, follows = verdicts
         replays = [r for r in t.metadata.get("counterfactual") or [] if r.get("kind") == "replay"]
         chance = any(r.get("changed") for r in replays) if replays else None
         self.rows.append((_group_of(t, source), t.correct, t.num_tool_calls,
-                          sum(1 for r in t.tool_calls if not r.result.ok), _relies(t), _follows(t),
+                          sum(1 for r in t.tool_calls if not r.result.ok), relies, follows,
                           bool(prov and prov["copied"]), chance))
 
     @staticmethod
@@ -505,11 +516,13 @@ def build_report(
         for f, step in files:
             trajs = load_trajectories(f)
             total += len(trajs)
+            verdicts = {}
             for t in trajs:
                 stats.add(t, _step_of(t, step))
-                summary.add(t, label)
+                verdicts[id(t)] = _verdicts(t)
+                summary.add(t, label, verdicts[id(t)])
             for t in _subsample(trajs, quota):
-                records.append(trajectory_record(t, label, len(records), step))
+                records.append(trajectory_record(t, label, len(records), step, verdicts[id(t)]))
         charts += build_charts(stats.series(), f"from trajectories: {label}")
     if metrics_file is None:  # a trainer output folder brings its own metrics
         for item in trajectory_files:
