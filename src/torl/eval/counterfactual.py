@@ -220,10 +220,10 @@ async def run_counterfactuals(
     outs = [j.out for j in jobs if j.out is not None]
     if outs:
         await reward.ascore_trajectories(outs)
+    from torl.eval.runner import fail_errored  # (runner imports this module)
+
     for o in outs:
-        if o.finish_reason == "error":
-            o.reward, o.metadata["pred"] = 0.0, None
-            o.reward_breakdown["correct"] = 0.0
+        fail_errored(o)
     pairs = [(j.out.metadata.get("pred"), j.original.metadata.get("pred")) for j in jobs if j.out is not None]
     to_check = [(a, b) for a, b in pairs if a is not None and b is not None and a.strip() != b.strip()]
     verdicts = iter(await default_pool().averify_many(to_check) if to_check else [])

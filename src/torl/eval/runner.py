@@ -128,11 +128,17 @@ async def score_trajectories(trajectories: Sequence[Trajectory], reward: Any) ->
 
     await reward.ascore_trajectories(trajectories)
     for t in trajectories:
-        if t.finish_reason == "error":
-            t.reward, t.metadata["pred"] = 0.0, None
-            t.reward_breakdown["correct"] = 0.0
-        elif t.tool_calls:
+        if not fail_errored(t) and t.tool_calls:
             record_provenance(t)
+
+
+def fail_errored(t: Trajectory) -> bool:
+    """A failed rollout (finish reason "error") scores as wrong, with no answer; whether it was one."""
+    if t.finish_reason != "error":
+        return False
+    t.reward, t.metadata["pred"] = 0.0, None
+    t.reward_breakdown["correct"] = 0.0
+    return True
 
 
 async def summarize_rescored(trajectories: Sequence[Trajectory], reward: Any) -> dict[str, Any]:
